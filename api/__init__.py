@@ -1,0 +1,1 @@
+"""HTTP API, HTML pages and the command line.  The only package that knows HTTP."""

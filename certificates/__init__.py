@@ -1,0 +1,1 @@
+"""Certificates and transcripts: PDF rendering, QR codes, PDF signatures, credentials."""
