@@ -1,0 +1,99 @@
+"""One table from domain errors to RFC 9457 problem details.
+
+A client's mistake is a 4xx that names the field and the reason; only a bug is a 500, and
+its body says nothing about internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from ledger.errors import AppendError, FormatError, LedgerError, ProofError
+
+log = logging.getLogger("celedger.api")
+
+PROBLEM_BASE = "https://celedger.example.cn/problems/"
+
+# Order matters: the first matching class wins.
+STATUS_FOR: list[tuple[type[Exception], int, str]] = [
+    (ProofError, 400, "bad-proof-request"),
+    (FormatError, 400, "malformed"),
+    (AppendError, 409, "append-refused"),
+    (LedgerError, 422, "refused"),
+]
+
+
+class Problem(Exception):
+    """Raise from a handler to answer with a specific problem."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra or {}
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None = None
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    return problem_response(exc.status, exc.code, exc.code, exc.detail, exc.extra)
+
+
+def handle_ledger_error(_: Request[Any, Any, Any], exc: LedgerError) -> Response[dict[str, Any]]:
+    for cls, status, code in STATUS_FOR:
+        if isinstance(exc, cls):
+            return problem_response(status, code, type(exc).__name__, str(exc))
+    return problem_response(422, "refused", type(exc).__name__, str(exc))
+
+
+def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    code = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
+            405: "method-not-allowed", 413: "too-large", 429: "rate-limited"}.get(
+        exc.status_code, "http-error"
+    )
+    return problem_response(exc.status_code, code, code, exc.detail, extra, ) if exc.headers is None else _with_headers(
+        problem_response(exc.status_code, code, code, exc.detail, extra), exc.headers
+    )
+
+
+def _with_headers(resp: Response[dict[str, Any]], headers: dict[str, str]) -> Response[dict[str, Any]]:
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # No personal data in logs: the path and exception type only, never the body.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "internal", "Internal Server Error", "internal error; it has been logged")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    Problem: handle_problem,
+    LedgerError: handle_ledger_error,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,1 @@
+"""Everything in the ledger that touches a database: tables, migrations, the appender, audit."""

@@ -1,0 +1,93 @@
+"""Test fixtures: real databases, both of them.
+
+Every storage test takes the ``db_url`` fixture and runs twice: on SQLite (a fresh file per
+test, copied from a migrated template) and on PostgreSQL (a fresh database per test, cloned
+from a migrated template database).  PostgreSQL is found at ``CELEDGER_TEST_PG`` (default
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); if it cannot be reached the tests
+*error* — they never skip — so a run without PostgreSQL cannot pass for a full run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ledger.storage.migrate import upgrade
+
+PG_ADMIN = os.environ.get("CELEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+RUN_ID = secrets.token_hex(4)
+PG_TEMPLATE = f"celedger_tmpl_{RUN_ID}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+_pg_used: dict[str, int] = {"passed": 0}
+
+
+def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tmpl") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    try:
+        eng = _pg_admin_engine()
+        with eng.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{PG_TEMPLATE}"'))
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL is required for the storage tests and could not be reached at "
+            f"{make_url(PG_ADMIN).render_as_string(hide_password=True)}: {exc}",
+            pytrace=False,
+        )
+    url = make_url(PG_ADMIN).set(database=PG_TEMPLATE).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)'))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    tmpl_url: str = request.getfixturevalue("pg_template")
+    name = f"celedger_t_{secrets.token_hex(6)}"
+    eng = _pg_admin_engine()
+    with eng.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"'))
+    yield make_url(tmpl_url).set(database=name).render_as_string(hide_password=False)
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
+        _pg_used["passed"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI sets this: a green run in which no PostgreSQL test passed proves nothing about
+    # production, so it must not be green.
+    if os.environ.get("CELEDGER_REQUIRE_POSTGRES") == "1" and _pg_used["passed"] == 0:
+        if not hasattr(session.config, "workerinput"):
+            print("\nERROR: CELEDGER_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
+            session.exitstatus = 1
