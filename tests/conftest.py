@@ -91,3 +91,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if not hasattr(session.config, "workerinput"):
             print("\nERROR: CELEDGER_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
             session.exitstatus = 1
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for a service on a fresh database of each kind, keys under tmp_path."""
+    from api.settings import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        origin="test.celedger.example/log",
+        public_url="http://testserver",
+    )
+
+
+@pytest.fixture
+def ctx(settings):  # type: ignore[no-untyped-def]
+    from api.context import Context
+
+    c = Context.from_settings(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def client(settings, ctx):  # type: ignore[no-untyped-def]
+    """An HTTP client on the full app (``create_app``), on SQLite and on PostgreSQL."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    with TestClient(app=create_app(settings, context=ctx)) as tc:
+        yield tc

@@ -12,7 +12,8 @@ import binascii
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 
 from api.context import Context
 from api.problems import Problem
@@ -52,14 +53,14 @@ class LogController(Controller):
     tags = ["log"]
 
     @get("/log/checkpoint", media_type="text/plain; charset=utf-8", sync_to_thread=True)
-    def checkpoint(self, ctx: Context) -> Response[str]:
+    def checkpoint(self, ctx: NamedDependency[Context]) -> Response[str]:
         """The latest signed checkpoint (c2sp.org/tlog-checkpoint)."""
         with ctx.db.reader() as s:
             _size, note = _latest(ctx, s)
         return Response(note, headers={"Cache-Control": SHORT})
 
     @get("/log/tile/{path:path}", media_type="application/octet-stream", sync_to_thread=True)
-    def tile(self, ctx: Context, path: str) -> Response[bytes]:
+    def tile(self, ctx: NamedDependency[Context], path: FromPath[str]) -> Response[bytes]:
         """A hash tile or entry bundle in c2sp.org/tlog-tiles layout."""
         try:
             tp = tiles.parse_tile_path("tile/" + path.lstrip("/"))
@@ -84,7 +85,7 @@ class LogController(Controller):
     @get("/api/v1/log/proof/inclusion", sync_to_thread=True)
     def inclusion(
         self,
-        ctx: Context,
+        ctx: NamedDependency[Context],
         index: Annotated[int | None, Parameter(ge=0, le=MAX_SIZE, description="leaf index")] = None,
         leaf_hash: Annotated[str | None, Parameter(description="leaf hash, hex or base64", max_length=100)] = None,
         size: Annotated[int | None, Parameter(ge=1, le=MAX_SIZE, description="tree size; default: latest checkpoint")] = None,
@@ -121,7 +122,7 @@ class LogController(Controller):
     @get("/api/v1/log/proof/consistency", sync_to_thread=True)
     def consistency(
         self,
-        ctx: Context,
+        ctx: NamedDependency[Context],
         old: Annotated[int, Parameter(ge=0, le=MAX_SIZE, description="older tree size")],
         new: Annotated[int | None, Parameter(ge=0, le=MAX_SIZE, description="newer tree size; default latest")] = None,
     ) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class LogController(Controller):
         return {"old": old, "new": new_size, "proof": [_b64(p) for p in proof]}
 
     @get("/api/v1/log/entries/{index:int}", sync_to_thread=True)
-    def entry(self, ctx: Context, index: int) -> Response[bytes]:
+    def entry(self, ctx: NamedDependency[Context], index: FromPath[int]) -> Response[bytes]:
         """One entry's canonical JSON bytes, exactly as hashed into the tree."""
         with ctx.db.reader() as s:
             body = Log.entry(s, index) if 0 <= index <= MAX_SIZE else None
