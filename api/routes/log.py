@@ -63,7 +63,7 @@ class LogController(Controller):
     def tile(self, ctx: NamedDependency[Context], path: FromPath[str]) -> Response[bytes]:
         """A hash tile or entry bundle in c2sp.org/tlog-tiles layout."""
         try:
-            tp = tiles.parse_tile_path("tile/" + path.lstrip("/"))
+            tp = tiles.parse_tile_path("tile/" + path.removeprefix("/"))
         except FormatError as exc:
             raise Problem(404, "no-such-tile", str(exc)) from exc
         with ctx.db.reader() as s:
