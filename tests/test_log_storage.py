@@ -236,3 +236,23 @@ def test_audit_finds_checkpoint_with_wrong_root_but_valid_signature(db: Database
         s.execute(text("UPDATE log_checkpoints SET note = :n, root_hash = :r WHERE size = 50"), {"n": lie, "r": b"\x07" * 32})
     report = _audit(db, log)
     assert report.first is not None and report.first.index == 49
+
+
+def test_lookup_by_leaf_hash_before_and_after_indexing(db: Database, log: Log) -> None:
+    from ledger.storage.log import index_leaves
+
+    _fill(db, log, [10, 5])
+    h = merkle.leaf_hash(_entries(0, 13)[12][1])
+    with db.reader() as s:
+        assert Log.index_of(s, h) == 12  # from the tail scan
+    with db.writer() as s:
+        assert index_leaves(s, limit=11) == 11
+    with db.reader() as s:
+        assert Log.index_of(s, h) == 12  # index covers 0..10, tail scan the rest
+        assert Log.index_of(s, merkle.leaf_hash(_entries(0, 4)[3][1])) == 3  # from the index
+        assert Log.index_of(s, b"\x01" * 32) is None
+    with db.writer() as s:
+        assert index_leaves(s) == 4
+        assert index_leaves(s) == 0
+    with db.reader() as s:
+        assert Log.index_of(s, h) == 12

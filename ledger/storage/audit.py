@@ -18,7 +18,7 @@ is O(log n): only one tile per level and a compact range of perfect subtrees are
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
-from ledger.storage.log import ROOT_OFFSET, TILE_WIDTH, build_tile_nodes, iter_entries
+from ledger.storage.log import ROOT_OFFSET, TILE_WIDTH, _hash_up, build_tile_nodes
 from ledger.storage.models import LogCheckpoint, LogTile
 
 _SHA = hashlib.sha256
@@ -72,20 +72,35 @@ class CompactRange:
         self.size = 0
 
     def push(self, leaf_hash: bytes) -> None:
-        h, value, n = 0, leaf_hash, self.size
+        self.push_subtree(0, leaf_hash)
+
+    def push_subtree(self, height: int, value: bytes) -> None:
+        """Append a perfect subtree of 2**height leaves; the range must be aligned to it."""
+        if self.size & ((1 << height) - 1):
+            raise ValueError(f"size {self.size} is not aligned to a subtree of height {height}")
+        n = self.size >> height
+        self.size += 1 << height
         while n & 1:
             _, left = self.stack.pop()
             value = _SHA(b"\x01" + left + value).digest()
-            h += 1
+            height += 1
             n >>= 1
-        self.stack.append((h, value))
-        self.size += 1
+        self.stack.append((height, value))
 
-    def root(self) -> bytes:
-        if not self.stack:
+    def root(self, tail: Sequence[bytes] = ()) -> bytes:
+        """The root of the covered range followed by ``tail`` leaf hashes (fewer than the
+        smallest aligned block, e.g. the leaves of a partial tile)."""
+        hashes = [v for _, v in self.stack]
+        pos = 0
+        rem = len(tail)
+        for bit in reversed(range(rem.bit_length())):
+            if rem >> bit & 1:
+                hashes.append(_hash_up(list(tail[pos : pos + (1 << bit)])))
+                pos += 1 << bit
+        if not hashes:
             return _SHA(b"").digest()
-        value = self.stack[-1][1]
-        for _, left in reversed(self.stack[:-1]):
+        value = hashes[-1]
+        for left in reversed(hashes[:-1]):
             value = _SHA(b"\x01" + left + value).digest()
         return value
 
@@ -103,18 +118,15 @@ class _TileChecker:
         self.buffers: list[list[bytes]] = []
         self.counts: list[int] = []
 
-    def add(self, level: int, h: bytes) -> None:
-        while len(self.buffers) <= level:
-            self.buffers.append([])
+    def add_tile(self, level: int, base: list[bytes]) -> bytes:
+        """Check one full tile of ``level`` built from ``base``; returns the tile's root and
+        feeds it to the level above."""
+        derived = build_tile_nodes(base)
+        tile = self.counts[level] if level < len(self.counts) else 0
+        while len(self.counts) <= level + 1:
             self.counts.append(0)
-        buf = self.buffers[level]
-        buf.append(h)
-        if len(buf) < TILE_WIDTH:
-            return
-        tile = self.counts[level]
-        self.counts[level] += 1
-        derived = build_tile_nodes(buf)
-        self.buffers[level] = []
+            self.buffers.append([])
+        self.counts[level] = tile + 1
         stored = self.fetch(level, tile)
         self.report.tiles += 1
         first_leaf = tile * TILE_WIDTH ** (level + 1)
@@ -131,20 +143,54 @@ class _TileChecker:
             # Base hashes map to one leaf (level 0) or one lower tile; inner nodes to the
             # first leaf they cover — either way the first index at or after the damage.
             base_pos = pos if pos < TILE_WIDTH else 0
-            index = first_leaf + base_pos * TILE_WIDTH**level
             self.report.problems.append(
                 Divergence(
-                    index,
+                    first_leaf + base_pos * TILE_WIDTH**level,
                     f"tile {level}/{tile} node {pos} differs from the entries",
                     _hex(derived[k : k + 32]),
                     _hex(stored[k : k + 32]) if len(stored) > k else f"{len(stored)}-byte tile",
                 )
             )
-        self.add(level + 1, derived[ROOT_OFFSET:])
+        root = derived[ROOT_OFFSET:]
+        up = self.buffers[level + 1]
+        up.append(root)
+        if len(up) == TILE_WIDTH:
+            self.buffers[level + 1] = []
+            self.add_tile(level + 1, up)
+        return root
+
+
+def _stream_entries(session: Session, chunk: int) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    """(idx, leaf_hash, body) in index order, a chunk at a time, straight from the driver:
+    an audit reads every row, and ORM row objects would triple its cost."""
+    conn = session.connection()
+    sql = (
+        "SELECT idx, leaf_hash, body FROM log_entries WHERE idx >= %s ORDER BY idx LIMIT %s"
+        if conn.dialect.name == "postgresql"
+        else "SELECT idx, leaf_hash, body FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+    )
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    binary = conn.dialect.name == "postgresql"
+    pos = 0
+    try:
+        while True:
+            if binary:
+                # Binary results: bytea arrives as raw bytes instead of hex text to decode.
+                cur.execute(sql, (pos, chunk), binary=True)
+            else:
+                cur.execute(sql, (pos, chunk))
+            rows = cur.fetchall()
+            if not rows:
+                return
+            # Both drivers return int and bytes for these columns: no per-row conversion.
+            yield rows
+            pos = rows[-1][0] + 1
+    finally:
+        cur.close()
 
 
 def audit_local(
-    session: Session, origin: str, verifiers: Sequence[NoteVerifier], chunk: int = 50_000
+    session: Session, origin: str, verifiers: Sequence[NoteVerifier], chunk: int = 65_536
 ) -> AuditReport:
     report = AuditReport()
     stored_cps = {
@@ -169,71 +215,93 @@ def audit_local(
         return tile_cache.pop(key, None)
 
     tiles = _TileChecker(fetch, report)
-    crange = CompactRange()
+    crange = CompactRange()  # over full level-0 tiles; the partial tile's leaves kept apart
+    pending: list[bytes] = []  # leaf hashes of the current, not yet full, level-0 tile
     expected_idx = 0
-    for rows in iter_entries(session, 0, chunk):
-        for idx, stored_hash, body in rows:
-            if idx != expected_idx:
-                report.problems.append(
-                    Divergence(expected_idx, "entry missing", f"index {expected_idx}", f"index {idx} next")
-                )
-                # The tree cannot be re-derived past a hole; what follows would only echo it.
-                report.entries = expected_idx
-                _check_checkpoints(report, stored_cps, crange, origin, verifiers, final=True)
-                return report
-            derived = _SHA(b"\x00" + body).digest()
-            if derived != stored_hash:
-                report.problems.append(
-                    Divergence(idx, "leaf hash differs from the entry's bytes", _hex(derived), _hex(stored_hash))
-                )
-            crange.push(derived)
-            tiles.add(0, derived)
-            expected_idx += 1
-            if expected_idx in stored_cps:
-                _check_one(report, stored_cps.pop(expected_idx), crange, origin, verifiers)
+    cp_sizes = sorted(stored_cps)
+    next_cp = 0
+    for rows in _stream_entries(session, chunk):
+        n = len(rows)
+        if rows[0][0] != expected_idx or rows[-1][0] != expected_idx + n - 1:
+            # Indices are unique and ordered, so matching endpoints mean no gap inside.
+            gap = next(
+                (expected_idx + k for k, r in enumerate(rows) if r[0] != expected_idx + k),
+                expected_idx,
+            )
+            report.problems.append(
+                Divergence(gap, "entry missing", f"index {gap}", "a gap in the indices")
+            )
+            rows = [r for k, r in enumerate(rows) if r[0] == expected_idx + k and r[0] < gap]
+            n = len(rows)
+            stop = True
+        else:
+            stop = False
+        derived = [_SHA(b"\x00" + r[2]).digest() for r in rows]
+        stored = [r[1] for r in rows]
+        if derived != stored:
+            for k in range(n):
+                if derived[k] != stored[k]:
+                    report.problems.append(
+                        Divergence(
+                            expected_idx + k,
+                            "leaf hash differs from the entry's bytes",
+                            _hex(derived[k]),
+                            _hex(stored[k]),
+                        )
+                    )
+        pos = 0
+        while pos < n:
+            # Feed up to the next tile boundary or checkpoint, whichever comes first.
+            size_now = expected_idx + pos
+            to_tile = TILE_WIDTH - len(pending)
+            while next_cp < len(cp_sizes) and cp_sizes[next_cp] <= size_now:
+                next_cp += 1
+            cp_at = cp_sizes[next_cp] if next_cp < len(cp_sizes) else None
+            step = min(to_tile, n - pos)
+            if cp_at is not None and size_now < cp_at <= size_now + step:
+                step = cp_at - size_now
+            pending.extend(derived[pos : pos + step])
+            pos += step
+            if len(pending) == TILE_WIDTH:
+                crange.push_subtree(8, tiles.add_tile(0, pending))
+                pending = []
+            if cp_at is not None and expected_idx + pos == cp_at:
+                _check_one(report, stored_cps.pop(cp_at), crange.root(pending), origin, verifiers)
+        expected_idx += n
+        if stop:
+            break
     report.entries = expected_idx
     if 0 in stored_cps:
-        _check_one(report, stored_cps.pop(0), crange, origin, verifiers)
-    _check_checkpoints(report, stored_cps, crange, origin, verifiers, final=True)
-    # Tiles the tree does not have (planted rows) are damage too.
-    extra = session.execute(select(LogTile.level, LogTile.idx)).all()
-    for level, idx in extra:
-        have = (expected_idx >> (8 * int(level))) // TILE_WIDTH
-        if int(idx) >= have:
-            report.problems.append(
-                Divergence(
-                    None, f"tile {level}/{idx} stored beyond the tree", f"fewer than {have} tiles at level {level}", f"tile {idx}"
-                )
-            )
-    report.root_hash = crange.root()
-    return report
-
-
-def _check_checkpoints(
-    report: AuditReport,
-    remaining: dict[int, LogCheckpoint],
-    crange: CompactRange,
-    origin: str,
-    verifiers: Sequence[NoteVerifier],
-    *,
-    final: bool,
-) -> None:
-    for size in sorted(remaining):
+        _check_one(report, stored_cps.pop(0), crange.root(pending), origin, verifiers)
+    for size in sorted(stored_cps):
         report.problems.append(
             Divergence(
                 size - 1 if size else None,
                 f"checkpoint for size {size} has no matching tree",
-                f"size <= {crange.size}",
+                f"size <= {expected_idx}",
                 f"size {size}",
             )
         )
-    remaining.clear()
+    # Tiles the tree does not have (planted rows) are damage too.
+    for level, idx in session.execute(select(LogTile.level, LogTile.idx)).all():
+        have = (expected_idx >> (8 * int(level))) // TILE_WIDTH
+        if int(idx) >= have:
+            report.problems.append(
+                Divergence(
+                    None,
+                    f"tile {level}/{idx} stored beyond the tree",
+                    f"fewer than {have} tiles at level {level}",
+                    f"tile {idx}",
+                )
+            )
+    report.root_hash = crange.root(pending)
+    return report
 
 
 def _check_one(
     report: AuditReport,
     cp: LogCheckpoint,
-    crange: CompactRange,
+    root: bytes,
     origin: str,
     verifiers: Sequence[NoteVerifier],
 ) -> None:
@@ -245,7 +313,6 @@ def _check_one(
     except LedgerError as exc:
         report.problems.append(Divergence(at, f"checkpoint {size} signature", "valid log signature", str(exc)))
         return
-    root = crange.root()
     if parsed.size != size or parsed.root_hash != bytes(cp.root_hash):
         report.problems.append(
             Divergence(at, f"checkpoint {size} columns disagree with its note", f"size {parsed.size} root {_hex(parsed.root_hash)}", f"size {size} root {_hex(bytes(cp.root_hash))}")

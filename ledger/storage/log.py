@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from ledger import merkle
@@ -34,7 +34,7 @@ from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import AppendError, ProofError
 from ledger.merkle import Node
 from ledger.note import NoteSigner
-from ledger.storage.models import LogCheckpoint, LogEntry, LogTile
+from ledger.storage.models import LogCheckpoint, LogEntry, LogLeafIndex, LogTile
 
 TILE_WIDTH = 256
 TILE_HEIGHT = 8
@@ -101,16 +101,39 @@ class TileCache:
                 self._data.popitem(last=False)
 
 
+# Statements built once: SQLAlchemy then only looks up their compiled form per call.
+_LEAVES = (
+    select(LogEntry.idx, LogEntry.leaf_hash)
+    .where(LogEntry.idx >= bindparam("lo"), LogEntry.idx < bindparam("hi"))
+    .order_by(LogEntry.idx)
+)
+_ROOTS = (
+    select(LogTile.idx, func.substr(LogTile.nodes, ROOT_OFFSET + 1, 32))
+    .where(LogTile.level == bindparam("lvl"), LogTile.idx >= bindparam("lo"), LogTile.idx < bindparam("hi"))
+    .order_by(LogTile.idx)
+)
+_TILES = select(LogTile.level, LogTile.idx, LogTile.nodes).where(
+    tuple_(LogTile.level, LogTile.idx).in_(bindparam("keys", expanding=True))
+)
+
+
 class TreeReader:
-    """Reads perfect-subtree hashes of the stored tree of a given size (a ``HashReader``)."""
+    """Reads perfect-subtree hashes of the stored tree of a given size (a ``HashReader``).
+
+    With a cache (committed reads only) it remembers full tiles and the partial tiles at the
+    right edge of this size: both are fixed once committed, and every proof against the
+    latest checkpoint needs the same right edge.
+    """
 
     def __init__(self, session: Session, size: int, cache: TileCache | None = None) -> None:
         self.session = session
         self.size = size
         self.cache = cache
+        # Hashes an appender already holds in memory, per level: (first position, hashes).
+        self.known: dict[int, tuple[int, list[bytes]]] = {}
 
     # -- raw reads -------------------------------------------------------------------------
-    def _tiles(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    def tiles(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         found: dict[tuple[int, int], bytes] = {}
         missing: list[tuple[int, int]] = []
         for k in keys:
@@ -119,22 +142,16 @@ class TreeReader:
                 missing.append(k)
             else:
                 found[k] = v
-        by_level: dict[int, list[int]] = {}
-        for level, idx in missing:
-            by_level.setdefault(level, []).append(idx)
-        for level, idxs in by_level.items():
-            rows = self.session.execute(
-                select(LogTile.idx, LogTile.nodes).where(
-                    LogTile.level == level, LogTile.idx.in_(idxs)
-                )
-            )
-            for idx, nodes in rows:
+        if missing:
+            for level, idx, nodes in self.session.execute(_TILES, {"keys": missing}):
                 found[(level, idx)] = bytes(nodes)
                 if self.cache:
                     self.cache.put((level, idx), bytes(nodes))
         for k in keys:
             if k not in found:
-                raise ProofError(f"tile {k[0]}/{k[1]} should be stored (tree size {self.size}) but is not")
+                raise ProofError(
+                    f"tile {k[0]}/{k[1]} should be stored (tree size {self.size}) but is not"
+                )
         return found
 
     def base_hashes(self, level: int, start: int, end: int) -> list[bytes]:
@@ -142,18 +159,17 @@ class TreeReader:
         else the roots of the full tiles one level down."""
         if start >= end:
             return []
+        if level in self.known:
+            k0, have = self.known[level]
+            k1 = k0 + len(have)
+            if k0 <= start and end <= k1:
+                return have[start - k0 : end - k0]
+            if start < k0 < end <= k1:
+                return self.base_hashes(level, start, k0) + have[: end - k0]
         if level == 0:
-            rows = self.session.execute(
-                select(LogEntry.idx, LogEntry.leaf_hash)
-                .where(LogEntry.idx >= start, LogEntry.idx < end)
-                .order_by(LogEntry.idx)
-            ).all()
+            rows = self.session.execute(_LEAVES, {"lo": start, "hi": end}).all()
         else:
-            rows = self.session.execute(
-                select(LogTile.idx, func.substr(LogTile.nodes, ROOT_OFFSET + 1, 32))
-                .where(LogTile.level == level - 1, LogTile.idx >= start, LogTile.idx < end)
-                .order_by(LogTile.idx)
-            ).all()
+            rows = self.session.execute(_ROOTS, {"lvl": level - 1, "lo": start, "hi": end}).all()
         if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
             raise ProofError(
                 f"level {level} hashes [{start}, {end}): expected {end - start} stored, "
@@ -161,9 +177,29 @@ class TreeReader:
             )
         return [bytes(r[1]) for r in rows]
 
+    def partial_tile(self, level: int, tile: int) -> list[list[bytes]]:
+        """Every complete node of the partial tile (level, tile), by sub-level."""
+        start = tile * TILE_WIDTH
+        end = self.size >> (TILE_HEIGHT * level)
+        key = (-1 - level, tile * 1024 + (end - start))  # never collides with a full tile
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            flat = [cached[k : k + 32] for k in range(0, len(cached), 32)]
+        else:
+            flat = self.base_hashes(level, start, end)
+            if self.cache:
+                self.cache.put(key, b"".join(flat))
+        levels = [flat]
+        while len(levels[-1]) > 1:
+            cur = levels[-1]
+            levels.append(
+                [_SHA(b"\x01" + cur[k] + cur[k + 1]).digest() for k in range(0, len(cur) - 1, 2)]
+            )
+        return levels
+
     # -- the HashReader --------------------------------------------------------------------
     def read(self, nodes: Sequence[Node]) -> list[bytes]:
-        plans: list[tuple[str, Any]] = []
+        plans: list[tuple[int, int, int, int]] = []  # (level, tile, sub, j)
         want_tiles: set[tuple[int, int]] = set()
         for h, i in nodes:
             if h < 0 or i < 0 or (i + 1) << h > self.size:
@@ -178,18 +214,19 @@ class TreeReader:
                 j = i - (tile << (TILE_HEIGHT - sub))
             if (tile + 1) * TILE_WIDTH <= self.size >> (TILE_HEIGHT * level):
                 want_tiles.add((level, tile))
-                plans.append(("tile", (level, tile, _node_offset(sub, j))))
-            else:
-                plans.append(("edge", (level, i << sub, (i + 1) << sub)))
-        tiles = self._tiles(want_tiles) if want_tiles else {}
+            plans.append((level, tile, sub, j))
+        full = self.tiles(want_tiles) if want_tiles else {}
+        partial: dict[tuple[int, int], list[list[bytes]]] = {}
         out: list[bytes] = []
-        for kind, p in plans:
-            if kind == "tile":
-                level, tile, off = p
-                out.append(tiles[(level, tile)][off : off + 32])
-            else:
-                level, start, end = p
-                out.append(_hash_up(self.base_hashes(level, start, end)))
+        for level, tile, sub, j in plans:
+            blob = full.get((level, tile))
+            if blob is not None:
+                off = _node_offset(sub, j)
+                out.append(blob[off : off + 32])
+                continue
+            if (level, tile) not in partial:
+                partial[(level, tile)] = self.partial_tile(level, tile)
+            out.append(partial[(level, tile)][sub][j])
         return out
 
 
@@ -249,9 +286,20 @@ class Log:
 
     @staticmethod
     def index_of(session: Session, leaf_hash: bytes) -> int | None:
-        return session.execute(
-            select(func.min(LogEntry.idx)).where(LogEntry.leaf_hash == leaf_hash)
+        """The first index whose leaf hash is ``leaf_hash``: the index table, then a scan of
+        the tail the indexer has not reached yet."""
+        found = session.execute(
+            select(func.min(LogLeafIndex.idx)).where(LogLeafIndex.leaf_hash == leaf_hash)
         ).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        done = session.execute(select(func.max(LogLeafIndex.idx))).scalar_one()
+        tail = session.execute(
+            select(func.min(LogEntry.idx)).where(
+                LogEntry.idx > (-1 if done is None else done), LogEntry.leaf_hash == leaf_hash
+            )
+        ).scalar_one_or_none()
+        return None if tail is None else int(tail)
 
     @staticmethod
     def entries(session: Session, start: int, end: int) -> list[bytes]:
@@ -271,7 +319,7 @@ class Log:
         start = index * TILE_WIDTH
         full = start + TILE_WIDTH <= count
         if width == TILE_WIDTH and full:
-            return self.reader(session, size)._tiles({(level, index)})[(level, index)][: TILE_WIDTH * 32]
+            return self.reader(session, size).tiles({(level, index)})[(level, index)][: TILE_WIDTH * 32]
         if full or start + width != count:
             # A partial tile is served only at the width the tree has now; anything else
             # would be a tile of some other tree.
@@ -306,13 +354,16 @@ class Log:
         rows = [(old_size + n, h, kind, body) for n, (h, (kind, body)) in enumerate(zip(hashes, items, strict=True))]
         _bulk_insert_entries(session, rows)
         new_size = old_size + len(items)
-        self._complete_tiles(session, old_size, new_size, hashes)
-        return self._sign(session, old_size, new_size)
+        # One reader for the whole append, never cached across transactions: it sees this
+        # transaction's uncommitted rows.
+        reader = TreeReader(session, new_size)
+        reader.known[0] = (old_size, hashes)
+        self._complete_tiles(session, reader, old_size, new_size, hashes)
+        return self._sign(session, reader, old_size, new_size)
 
     def _complete_tiles(
-        self, session: Session, old_size: int, new_size: int, fresh: list[bytes]
+        self, session: Session, reader: TreeReader, old_size: int, new_size: int, fresh: list[bytes]
     ) -> None:
-        reader = TreeReader(session, new_size)
         level, old_c, new_c = 0, old_size, new_size
         while True:
             first, end = old_c // TILE_WIDTH, new_c // TILE_WIDTH
@@ -328,19 +379,30 @@ class Log:
                 tile_rows.append({"level": level, "idx": t, "nodes": nodes})
                 roots.append(nodes[ROOT_OFFSET:])
             session.execute(LogTile.__table__.insert(), tile_rows)
+            reader.known[level + 1] = (first, roots)
             level, old_c, new_c, fresh = level + 1, first, end, roots
 
-    def _sign(self, session: Session, old_size: int, new_size: int) -> AppendResult:
-        reader = TreeReader(session, new_size)
-        root = merkle.tree_root(new_size, reader.read)
+    def _sign(
+        self, session: Session, reader: TreeReader, old_size: int, new_size: int
+    ) -> AppendResult:
         prev = self.latest_checkpoint(session)
+        # Read the nodes of the new root and of the consistency proof in one pass.
+        wanted = merkle.root_nodes(new_size)
+        if prev is not None:
+            wanted += [n for group in merkle.consistency_proof_nodes(prev.size, new_size) for n in group]
+        memo = dict(zip(wanted, reader.read(wanted), strict=True))
+
+        def read(nodes: Sequence[Node]) -> list[bytes]:
+            return [memo[n] for n in nodes]
+
+        root = merkle.tree_root(new_size, read)
         if prev is not None:
             if prev.size != old_size:
                 raise AppendError(
                     f"latest checkpoint covers {prev.size} entries but the tree had {old_size}"
                 )
             # Belt and braces: prove the new tree extends the last signed one before signing.
-            proof = merkle.consistency_proof(prev.size, new_size, reader.read)
+            proof = merkle.consistency_proof(prev.size, new_size, read)
             merkle.verify_consistency(prev.size, new_size, proof, bytes(prev.root_hash), root)
         note = sign_checkpoint(Checkpoint(self.origin, new_size, root), self.signer)
         session.add(
@@ -382,3 +444,23 @@ def iter_entries(session: Session, start: int = 0, chunk: int = 50_000) -> Itera
             return
         yield [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
         pos = int(rows[-1][0]) + 1
+
+
+def index_leaves(session: Session, limit: int = 100_000) -> int:
+    """Extend the leaf-hash index over entries appended since it last ran; returns how many
+    it indexed.  Safe to run from any process at any time (serialised by its own advisory
+    lock on PostgreSQL, by the single writer on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_ID + 1})
+    done = session.execute(select(func.max(LogLeafIndex.idx))).scalar_one()
+    start = 0 if done is None else int(done) + 1
+    rows = session.execute(
+        select(LogEntry.leaf_hash, LogEntry.idx)
+        .where(LogEntry.idx >= start, LogEntry.idx < start + limit)
+        .order_by(LogEntry.idx)
+    ).all()
+    if rows:
+        session.execute(
+            LogLeafIndex.__table__.insert(), [{"leaf_hash": h, "idx": i} for h, i in rows]
+        )
+    return len(rows)

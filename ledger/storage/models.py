@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -50,7 +49,20 @@ class LogEntry(Base):
     kind: Mapped[str] = mapped_column(String(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_log_entries_leaf_hash", "leaf_hash"),)
+
+class LogLeafIndex(Base):
+    """Leaf hash → index, for "inclusion proof by leaf hash".
+
+    Derived data, kept *off* the append path: an index keyed by a random hash touches a
+    random B-tree page per row, which would make appends slow down as the log grows.  It is
+    filled after the append commits (``ledger.storage.log.index_leaves``) and lookups also scan
+    the not-yet-indexed tail, so a lookup is never stale.  It can be rebuilt from the entries.
+    """
+
+    __tablename__ = "log_leaf_index"
+
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
 class LogTile(Base):

@@ -29,7 +29,12 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("idx", name="pk_log_entries"),
     )
-    op.create_index("ix_log_entries_leaf_hash", "log_entries", ["leaf_hash"])
+    op.create_table(
+        "log_leaf_index",
+        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("idx", sa.BigInteger(), nullable=False, autoincrement=False),
+        sa.PrimaryKeyConstraint("leaf_hash", "idx", name="pk_log_leaf_index"),
+    )
     op.create_table(
         "log_tiles",
         sa.Column("level", sa.SmallInteger(), nullable=False, autoincrement=False),
@@ -54,5 +59,5 @@ def downgrade() -> None:
         op.execute(stmt)
     op.drop_table("log_checkpoints")
     op.drop_table("log_tiles")
-    op.drop_index("ix_log_entries_leaf_hash", table_name="log_entries")
+    op.drop_table("log_leaf_index")
     op.drop_table("log_entries")
