@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide

@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,7 +24,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "database_url", None):
@@ -60,7 +61,10 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     s = _settings(args)
     existed = s.effective_log_key_file.exists()
     signer = load_or_create_log_signer(s.model_copy(update={"environment": "development"}))
-    _out(("log key already exists: " if existed else "created log key: ") + str(s.effective_log_key_file))
+    _out(
+        ("log key already exists: " if existed else "created log key: ")
+        + str(s.effective_log_key_file)
+    )
     _out("verifier key (publish this): " + signer.verifier().to_vkey())
     return EXIT_OK
 
@@ -81,7 +85,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from ledger.tileaudit import audit_remote
 
         if not args.vkey or not args.origin:
-            print("--remote needs --vkey and --origin (the log's published verifier key)", file=sys.stderr)
+            print(
+                "--remote needs --vkey and --origin (the log's published verifier key)",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         base = args.remote.rstrip("/") + "/"
         with httpx.Client(timeout=30) as http:
@@ -194,7 +201,9 @@ def seed_demo_lines(ctx: object) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="celedger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="celedger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-dir", help="data directory (default: $CELEDGER_DATA_DIR or ./var)")
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data directory)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -219,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("show", help="print the log's verifier key").set_defaults(func=cmd_keys_show)
 
     sp = sub.add_parser("audit", help="re-derive the log and check every hash and checkpoint")
-    sp.add_argument("--remote", help="audit a remote log from its tiles: URL of its prefix (…/log/)")
+    sp.add_argument(
+        "--remote", help="audit a remote log from its tiles: URL of its prefix (…/log/)"
+    )
     sp.add_argument("--vkey", help="the remote log's verifier key")
     sp.add_argument("--origin", help="the remote log's origin")
     sp.set_defaults(func=cmd_audit)

@@ -13,6 +13,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from ledger.errors import AppendError, FormatError, LedgerError, ProofError
+from ledger.registry.errors import (
+    InstitutionBarred,
+    NotFound,
+    PermissionDenied,
+    RuleViolation,
+    StateConflict,
+)
 
 log = logging.getLogger("celedger.api")
 
@@ -20,6 +27,11 @@ PROBLEM_BASE = "https://celedger.example.cn/problems/"
 
 # Order matters: the first matching class wins.
 STATUS_FOR: list[tuple[type[Exception], int, str]] = [
+    (PermissionDenied, 403, "permission-denied"),
+    (NotFound, 404, "not-found"),
+    (StateConflict, 409, "state-conflict"),
+    (InstitutionBarred, 422, "institution-barred"),
+    (RuleViolation, 422, "rule-violation"),
     (ProofError, 400, "bad-proof-request"),
     (FormatError, 400, "malformed"),
     (AppendError, 409, "append-refused"),
@@ -70,16 +82,33 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
-    code = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-            405: "method-not-allowed", 413: "too-large", 429: "rate-limited"}.get(
-        exc.status_code, "http-error"
-    )
-    return problem_response(exc.status_code, code, code, exc.detail, extra, ) if exc.headers is None else _with_headers(
-        problem_response(exc.status_code, code, code, exc.detail, extra), exc.headers
+    code = {
+        400: "bad-request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "too-large",
+        429: "rate-limited",
+    }.get(exc.status_code, "http-error")
+    return (
+        problem_response(
+            exc.status_code,
+            code,
+            code,
+            exc.detail,
+            extra,
+        )
+        if exc.headers is None
+        else _with_headers(
+            problem_response(exc.status_code, code, code, exc.detail, extra), exc.headers
+        )
     )
 
 
-def _with_headers(resp: Response[dict[str, Any]], headers: dict[str, str]) -> Response[dict[str, Any]]:
+def _with_headers(
+    resp: Response[dict[str, Any]], headers: dict[str, str]
+) -> Response[dict[str, Any]]:
     for k, v in headers.items():
         resp.headers[k] = v
     return resp
@@ -88,7 +117,9 @@ def _with_headers(resp: Response[dict[str, Any]], headers: dict[str, str]) -> Re
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # No personal data in logs: the path and exception type only, never the body.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(500, "internal", "Internal Server Error", "internal error; it has been logged")
+    return problem_response(
+        500, "internal", "Internal Server Error", "internal error; it has been logged"
+    )
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

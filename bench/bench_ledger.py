@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from bench.common import fresh_db, median, row  # noqa: E402
-from ledger.entries import encode_entry  # noqa: E402
-from ledger.note import NoteSigner  # noqa: E402
-from ledger.storage.audit import audit_local  # noqa: E402
-from ledger.storage.db import Database  # noqa: E402
-from ledger.storage.log import Log, _bulk_insert_entries  # noqa: E402
+from bench.common import fresh_db, median, row
+from ledger.entries import encode_entry
+from ledger.note import NoteSigner
+from ledger.storage.audit import audit_local
+from ledger.storage.db import Database
+from ledger.storage.log import Log
 
 ORIGIN = "bench.celedger.example/log"
 
@@ -73,15 +73,24 @@ def raw_insert(db: Database, rows: list[tuple[int, bytes, str, bytes]]) -> None:
         conn = s.connection()
         drv = conn.connection.driver_connection
         if db.dialect == "postgresql":
-            with drv.cursor() as cur, cur.copy("COPY raw_entries (idx, leaf_hash, kind, body) FROM STDIN (FORMAT BINARY)") as cp:  # type: ignore[union-attr]
+            with (
+                drv.cursor() as cur,
+                cur.copy(
+                    "COPY raw_entries (idx, leaf_hash, kind, body) FROM STDIN (FORMAT BINARY)"
+                ) as cp,
+            ):  # type: ignore[union-attr]
                 cp.set_types(["bigint", "bytea", "text", "bytea"])
                 for r in rows:
                     cp.write_row(r)
         else:
-            drv.executemany("INSERT INTO raw_entries (idx, leaf_hash, kind, body) VALUES (?,?,?,?)", rows)  # type: ignore[union-attr]
+            drv.executemany(
+                "INSERT INTO raw_entries (idx, leaf_hash, kind, body) VALUES (?,?,?,?)", rows
+            )  # type: ignore[union-attr]
 
 
-def append_rate(db: Database, log: Log, batch: int, rounds: int, pool: list[tuple[str, bytes]]) -> float:
+def append_rate(
+    db: Database, log: Log, batch: int, rounds: int, pool: list[tuple[str, bytes]]
+) -> float:
     rates = []
     for _ in range(rounds):
         items = pool[:batch]
@@ -92,10 +101,15 @@ def append_rate(db: Database, log: Log, batch: int, rounds: int, pool: list[tupl
     return median(rates)
 
 
-def raw_rate(db: Database, batch: int, rounds: int, pool: list[tuple[str, bytes]], start: list[int]) -> float:
+def raw_rate(
+    db: Database, batch: int, rounds: int, pool: list[tuple[str, bytes]], start: list[int]
+) -> float:
     rates = []
     for _ in range(rounds):
-        rows = [(start[0] + k, os.urandom(32), kind, body) for k, (kind, body) in enumerate(pool[:batch])]
+        rows = [
+            (start[0] + k, os.urandom(32), kind, body)
+            for k, (kind, body) in enumerate(pool[:batch])
+        ]
         start[0] += batch
         t0 = time.perf_counter()
         raw_insert(db, rows)
@@ -114,7 +128,9 @@ def bulk_fill(db: Database, log: Log, target: int, chunk: int = 50_000) -> None:
             log.append(s, make_entries(size, n))
         size += n
         if size % 1_000_000 == 0:
-            print(f"    … {size:,} entries ({size / (time.perf_counter() - t0):,.0f}/s)", flush=True)
+            print(
+                f"    … {size:,} entries ({size / (time.perf_counter() - t0):,.0f}/s)", flush=True
+            )
 
 
 def proof_median(db: Database, log: Log, size: int, n: int = 2000) -> float:
@@ -145,23 +161,47 @@ def run(kind: str, mid: int, big: int) -> None:
             a = append_rate(db, log, batch, rounds, pool)
             r = raw_rate(db, batch, rounds, pool, raw_start)
             rates0[batch] = a
-            row(f"append batch {batch:,} (size ~0)", f"{a:,.0f}/s", f"raw {r:,.0f}/s", f"ratio {a / r:.2f}x", "target >=0.5x")
+            row(
+                f"append batch {batch:,} (size ~0)",
+                f"{a:,.0f}/s",
+                f"raw {r:,.0f}/s",
+                f"ratio {a / r:.2f}x",
+                "target >=0.5x",
+            )
         bulk_fill(db, log, mid)
         t0 = time.perf_counter()
         with db.reader() as s:
             rep = audit_local(s, ORIGIN, [log.signer.verifier()])
         dt = time.perf_counter() - t0
         assert rep.ok, rep.problems[:3]
-        row(f"audit {rep.entries:,} entries", f"{rep.entries / dt:,.0f}/s", f"{dt:.1f} s", "", "target >=500k/s")
+        row(
+            f"audit {rep.entries:,} entries",
+            f"{rep.entries / dt:,.0f}/s",
+            f"{dt:.1f} s",
+            "",
+            "target >=500k/s",
+        )
         row(f"inclusion proof at {mid:,}", f"{proof_median(db, log, mid):.3f} ms", "median", "", "")
         if big > mid:
             bulk_fill(db, log, big)
             with db.reader() as s:
                 size = Log.size(s)
-            row(f"inclusion proof at {size:,}", f"{proof_median(db, log, size):.3f} ms", "median", "", "target <=1 ms")
+            row(
+                f"inclusion proof at {size:,}",
+                f"{proof_median(db, log, size):.3f} ms",
+                "median",
+                "",
+                "target <=1 ms",
+            )
             for batch, rounds in ((1000, 15), (10_000, 5)):
                 a = append_rate(db, log, batch, rounds, pool)
-                row(f"append batch {batch:,} at {size:,}", f"{a:,.0f}/s", f"vs size 0: {a / rates0[batch]:.2f}x", "", "target >=0.8x")
+                row(
+                    f"append batch {batch:,} at {size:,}",
+                    f"{a:,.0f}/s",
+                    f"vs size 0: {a / rates0[batch]:.2f}x",
+                    "",
+                    "target >=0.8x",
+                )
         db.dispose()
 
 

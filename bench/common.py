@@ -16,7 +16,9 @@ from sqlalchemy.engine import make_url
 
 from ledger.storage.migrate import upgrade
 
-PG_ADMIN = os.environ.get("CELEDGER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "CELEDGER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @contextmanager

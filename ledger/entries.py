@@ -55,8 +55,12 @@ KINDS = frozenset(
     }
 )
 
-FORBIDDEN_KEYS = frozenset({"name", "id_number", "idNumber", "employer", "姓名", "身份证号", "工作单位"})
-_ID_NUMBER = re.compile(r"(?<![0-9])[1-9][0-9]{5}(18|19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])")
+FORBIDDEN_KEYS = frozenset(
+    {"name", "id_number", "idNumber", "employer", "姓名", "身份证号", "工作单位"}
+)
+_ID_NUMBER = re.compile(
+    r"(?<![0-9])[1-9][0-9]{5}(18|19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])"
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,17 @@ def check_no_personal_data(obj: Any, path: str = "$") -> None:
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             if k in FORBIDDEN_KEYS:
-                raise FormatError(f"{path}.{k}: personal data may not enter the ledger (field {k!r})")
+                raise FormatError(
+                    f"{path}.{k}: personal data may not enter the ledger (field {k!r})"
+                )
             check_no_personal_data(v, f"{path}.{k}")
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             check_no_personal_data(v, f"{path}[{i}]")
     elif isinstance(obj, str) and _ID_NUMBER.search(obj):
-        raise FormatError(f"{path}: looks like a citizen ID number; personal data may not enter the ledger")
+        raise FormatError(
+            f"{path}: looks like a citizen ID number; personal data may not enter the ledger"
+        )
 
 
 def encode_entry(kind: str, payload: Mapping[str, Any]) -> bytes:

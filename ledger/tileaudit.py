@@ -29,7 +29,9 @@ _SHA = hashlib.sha256
 
 def _tile_root(hashes: list[bytes]) -> bytes:
     while len(hashes) > 1:
-        hashes = [_SHA(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes), 2)]
+        hashes = [
+            _SHA(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes), 2)
+        ]
     return hashes[0]
 
 
@@ -38,7 +40,9 @@ def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> Au
     try:
         cp, _ = open_checkpoint(fetch("checkpoint"), origin, verifiers)
     except LedgerError as exc:
-        report.problems.append(Divergence(None, "checkpoint", "a checkpoint signed by the log", str(exc)))
+        report.problems.append(
+            Divergence(None, "checkpoint", "a checkpoint signed by the log", str(exc))
+        )
         return report
     report.checkpoints = 1
     size = cp.size
@@ -50,10 +54,14 @@ def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> Au
         try:
             entries = decode_entry_bundle(fetch(entries_path(t, width)))
         except LedgerError as exc:
-            report.problems.append(Divergence(first, f"entry bundle {t}", f"{width} entries", str(exc)))
+            report.problems.append(
+                Divergence(first, f"entry bundle {t}", f"{width} entries", str(exc))
+            )
             return report
         if len(entries) != width:
-            report.problems.append(Divergence(first, f"entry bundle {t}", f"{width} entries", f"{len(entries)}"))
+            report.problems.append(
+                Divergence(first, f"entry bundle {t}", f"{width} entries", f"{len(entries)}")
+            )
             return report
         hashes = [_SHA(b"\x00" + e).digest() for e in entries]
         for h in hashes:
@@ -75,12 +83,25 @@ def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> Au
     report.root_hash = crange.root()
     if report.root_hash != cp.root_hash:
         report.problems.append(
-            Divergence(size - 1 if size else None, "checkpoint root differs from the entries", report.root_hash.hex(), cp.root_hash.hex())
+            Divergence(
+                size - 1 if size else None,
+                "checkpoint root differs from the entries",
+                report.root_hash.hex(),
+                cp.root_hash.hex(),
+            )
         )
     return report
 
 
-def _compare_tile(fetch: Fetch, report: AuditReport, level: int, index: int, derived: list[bytes], first_leaf: int, unit: int) -> None:
+def _compare_tile(
+    fetch: Fetch,
+    report: AuditReport,
+    level: int,
+    index: int,
+    derived: list[bytes],
+    first_leaf: int,
+    unit: int,
+) -> None:
     path = tile_path(level, index, len(derived))
     try:
         served = fetch(path)
@@ -90,12 +111,17 @@ def _compare_tile(fetch: Fetch, report: AuditReport, level: int, index: int, der
     report.tiles += 1
     want = b"".join(derived)
     if served != want:
-        k = next((i for i in range(len(derived)) if served[i * 32 : i * 32 + 32] != derived[i]), len(derived))
+        k = next(
+            (i for i in range(len(derived)) if served[i * 32 : i * 32 + 32] != derived[i]),
+            len(derived),
+        )
         report.problems.append(
             Divergence(
                 first_leaf + k * unit,
                 f"tile {path} hash {k} differs from the entries",
                 derived[k].hex() if k < len(derived) else f"{len(want)} bytes",
-                served[k * 32 : k * 32 + 32].hex() if len(served) > k * 32 else f"{len(served)} bytes",
+                served[k * 32 : k * 32 + 32].hex()
+                if len(served) > k * 32
+                else f"{len(served)} bytes",
             )
         )

@@ -21,7 +21,9 @@ from sqlalchemy.engine import make_url
 
 from ledger.storage.migrate import upgrade
 
-PG_ADMIN = os.environ.get("CELEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "CELEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 RUN_ID = secrets.token_hex(4)
 PG_TEMPLATE = f"celedger_tmpl_{RUN_ID}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
@@ -45,7 +47,7 @@ def pg_template() -> Iterator[str]:
         eng = _pg_admin_engine()
         with eng.connect() as c:
             c.execute(text(f'CREATE DATABASE "{PG_TEMPLATE}"'))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach PostgreSQL fails the run
         pytest.fail(
             f"PostgreSQL is required for the storage tests and could not be reached at "
             f"{make_url(PG_ADMIN).render_as_string(hide_password=True)}: {exc}",
@@ -87,10 +89,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # CI sets this: a green run in which no PostgreSQL test passed proves nothing about
     # production, so it must not be green.
-    if os.environ.get("CELEDGER_REQUIRE_POSTGRES") == "1" and _pg_used["passed"] == 0:
-        if not hasattr(session.config, "workerinput"):
-            print("\nERROR: CELEDGER_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
-            session.exitstatus = 1
+    if (
+        os.environ.get("CELEDGER_REQUIRE_POSTGRES") == "1"
+        and _pg_used["passed"] == 0
+        and not hasattr(session.config, "workerinput")
+    ):
+        print("\nERROR: CELEDGER_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
+        session.exitstatus = 1
 
 
 @pytest.fixture

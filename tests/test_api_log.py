@@ -13,7 +13,9 @@ from ledger.tiles import decode_entry_bundle
 
 def _append(ctx, n: int, start: int = 0) -> None:  # type: ignore[no-untyped-def]
     with ctx.db.writer() as s:
-        ctx.log.append(s, [("policy", b'{"kind":"policy","n":%d,"v":1}' % i) for i in range(start, start + n)])
+        ctx.log.append(
+            s, [("policy", b'{"kind":"policy","n":%d,"v":1}' % i) for i in range(start, start + n)]
+        )
 
 
 def test_empty_log_has_no_checkpoint(client) -> None:  # type: ignore[no-untyped-def]
@@ -44,12 +46,21 @@ def test_checkpoint_tiles_and_proofs(client, ctx) -> None:  # type: ignore[no-un
     merkle.verify_inclusion(base64.b64decode(body["leaf_hash"]), 7, 305, proof, cp.root_hash)
     by_hash = client.get("/api/v1/log/proof/inclusion", params={"leaf_hash": body["leaf_hash"]})
     assert by_hash.json()["index"] == 7
-    by_hex = client.get("/api/v1/log/proof/inclusion", params={"leaf_hash": base64.b64decode(body["leaf_hash"]).hex(), "size": 300})
-    assert by_hex.json()["tree_size"] == 300 and by_hex.json()["checkpoint"].splitlines()[1] == "300"
+    by_hex = client.get(
+        "/api/v1/log/proof/inclusion",
+        params={"leaf_hash": base64.b64decode(body["leaf_hash"]).hex(), "size": 300},
+    )
+    assert (
+        by_hex.json()["tree_size"] == 300 and by_hex.json()["checkpoint"].splitlines()[1] == "300"
+    )
 
     c = client.get("/api/v1/log/proof/consistency", params={"old": 300, "new": 305}).json()
-    old_root = open_checkpoint(by_hex.json()["checkpoint"], ctx.settings.origin, [ctx.log_verifier])[0].root_hash
-    merkle.verify_consistency(300, 305, [base64.b64decode(p) for p in c["proof"]], old_root, cp.root_hash)
+    old_root = open_checkpoint(
+        by_hex.json()["checkpoint"], ctx.settings.origin, [ctx.log_verifier]
+    )[0].root_hash
+    merkle.verify_consistency(
+        300, 305, [base64.b64decode(p) for p in c["proof"]], old_root, cp.root_hash
+    )
     e = client.get("/api/v1/log/entries/3")
     assert e.status_code == 200 and e.content == b'{"kind":"policy","n":3,"v":1}'
 
@@ -83,10 +94,20 @@ def test_bad_proof_requests_are_400(client, ctx, path: str, params: dict[str, ob
 @pytest.mark.parametrize(
     "path",
     [
-        "/log/tile/0/1234", "/log/tile/0/x1/234", "/log/tile/0/000.p/0", "/log/tile/0/000.p/256",
-        "/log/tile/64/000", "/log/tile/../../etc/passwd", "/log/tile/0/001", "/log/tile/0/000.p/9",
-        "/log/tile/entries/001", "/log/tile/entries/000.p/11", "/log/tile/1/000", "/log/tile/%2e%2e/x",
-        "/api/v1/log/entries/10", "/api/v1/log/leaf_hash=unknown",
+        "/log/tile/0/1234",
+        "/log/tile/0/x1/234",
+        "/log/tile/0/000.p/0",
+        "/log/tile/0/000.p/256",
+        "/log/tile/64/000",
+        "/log/tile/../../etc/passwd",
+        "/log/tile/0/001",
+        "/log/tile/0/000.p/9",
+        "/log/tile/entries/001",
+        "/log/tile/entries/000.p/11",
+        "/log/tile/1/000",
+        "/log/tile/%2e%2e/x",
+        "/api/v1/log/entries/10",
+        "/api/v1/log/leaf_hash=unknown",
     ],
 )
 def test_bad_tile_paths_are_404(client, ctx, path: str) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,9 @@ from ledger.tileaudit import audit_remote
 def _append(ctx, n: int) -> None:  # type: ignore[no-untyped-def]
     with ctx.db.writer() as s:
         size = ctx.log.size(s)
-        ctx.log.append(s, [("policy", b'{"kind":"policy","n":%d,"v":1}' % (size + i)) for i in range(n)])
+        ctx.log.append(
+            s, [("policy", b'{"kind":"policy","n":%d,"v":1}' % (size + i)) for i in range(n)]
+        )
 
 
 @pytest.fixture

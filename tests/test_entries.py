@@ -16,7 +16,12 @@ def test_round_trip_is_canonical() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"name": "张三"}, {"x": {"id_number": "1"}}, {"note": "id 11010519491231002X"}, {"姓名": "李四"}],
+    [
+        {"name": "张三"},
+        {"x": {"id_number": "1"}},
+        {"note": "id 11010519491231002X"},
+        {"姓名": "李四"},
+    ],
 )
 def test_personal_data_refused(payload: dict[str, object]) -> None:
     with pytest.raises(FormatError, match="personal data"):
@@ -34,6 +39,12 @@ def test_unknown_kind_and_version_refused() -> None:
         encode_entry("completion", {"v": 3})
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda k: k not in {"v", "kind"} | FORBIDDEN_KEYS), st.integers(-1000, 1000), max_size=5))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=5).filter(lambda k: k not in {"v", "kind"} | FORBIDDEN_KEYS),
+        st.integers(-1000, 1000),
+        max_size=5,
+    )
+)
 def test_any_payload_round_trips(payload: dict[str, int]) -> None:
     assert decode_entry(encode_entry("policy", payload)).payload == payload

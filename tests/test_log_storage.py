@@ -73,7 +73,9 @@ def test_proofs_match_memory_tree(db: Database, log: Log) -> None:
             i = rng.randrange(n)
             proof = log.inclusion_proof(s, i, n)
             assert proof == mem.inclusion_proof(i, n)
-            merkle.verify_inclusion(mem.read([(0, i)])[0], i, n, proof, merkle.tree_root(n, mem.read))
+            merkle.verify_inclusion(
+                mem.read([(0, i)])[0], i, n, proof, merkle.tree_root(n, mem.read)
+            )
             a = rng.randint(0, n)
             assert log.consistency_proof(s, a, n) == mem.consistency_proof(a, n)
 
@@ -131,7 +133,9 @@ def test_failed_transaction_leaves_nothing(db: Database, log: Log) -> None:
 
 @pytest.mark.parametrize("table", ["log_entries", "log_tiles", "log_checkpoints"])
 @pytest.mark.parametrize("op", ["UPDATE", "DELETE"])
-def test_database_refuses_changes_to_ledger_tables(db: Database, log: Log, table: str, op: str) -> None:
+def test_database_refuses_changes_to_ledger_tables(
+    db: Database, log: Log, table: str, op: str
+) -> None:
     _fill(db, log, [300])
     col = {"log_entries": "kind", "log_tiles": "nodes", "log_checkpoints": "note"}[table]
     value = "'x'" if col != "nodes" else "nodes"
@@ -172,7 +176,9 @@ def test_audit_finds_tampered_entry(db: Database, log: Log) -> None:
     _fill(db, log, [600])
     _bypass(db)
     with db.writer() as s:
-        s.execute(text("UPDATE log_entries SET body = :b WHERE idx = 417"), {"b": b'{"n":999,"v":1}'})
+        s.execute(
+            text("UPDATE log_entries SET body = :b WHERE idx = 417"), {"b": b'{"n":999,"v":1}'}
+        )
     report = _audit(db, log)
     assert not report.ok and report.first is not None and report.first.index == 417
 
@@ -205,8 +211,14 @@ def test_audit_finds_swapped_pair(db: Database, log: Log) -> None:
     with db.writer() as s:
         a = s.execute(text("SELECT body, leaf_hash FROM log_entries WHERE idx = 10")).one()
         b = s.execute(text("SELECT body, leaf_hash FROM log_entries WHERE idx = 20")).one()
-        s.execute(text("UPDATE log_entries SET body=:b, leaf_hash=:h WHERE idx = 10"), {"b": b[0], "h": b[1]})
-        s.execute(text("UPDATE log_entries SET body=:b, leaf_hash=:h WHERE idx = 20"), {"b": a[0], "h": a[1]})
+        s.execute(
+            text("UPDATE log_entries SET body=:b, leaf_hash=:h WHERE idx = 10"),
+            {"b": b[0], "h": b[1]},
+        )
+        s.execute(
+            text("UPDATE log_entries SET body=:b, leaf_hash=:h WHERE idx = 20"),
+            {"b": a[0], "h": a[1]},
+        )
     report = _audit(db, log)
     assert report.first is not None and report.first.index == 10
 
@@ -233,7 +245,10 @@ def test_audit_finds_checkpoint_with_wrong_root_but_valid_signature(db: Database
     # Signed by the real key: a log that was made to sign a lie (split view) is caught too.
     lie = sign_checkpoint(Checkpoint(ORIGIN, 50, b"\x07" * 32), log.signer)
     with db.writer() as s:
-        s.execute(text("UPDATE log_checkpoints SET note = :n, root_hash = :r WHERE size = 50"), {"n": lie, "r": b"\x07" * 32})
+        s.execute(
+            text("UPDATE log_checkpoints SET note = :n, root_hash = :r WHERE size = 50"),
+            {"n": lie, "r": b"\x07" * 32},
+        )
     report = _audit(db, log)
     assert report.first is not None and report.first.index == 49
 

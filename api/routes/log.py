@@ -37,7 +37,9 @@ def _decode_hash(value: str) -> bytes:
     except (ValueError, binascii.Error):
         raw = b""
     if len(raw) != 32:
-        raise Problem(400, "bad-leaf-hash", "leaf_hash: expected 64 hex digits or base64 of 32 bytes")
+        raise Problem(
+            400, "bad-leaf-hash", "leaf_hash: expected 64 hex digits or base64 of 32 bytes"
+        )
     return raw
 
 
@@ -50,7 +52,7 @@ def _latest(ctx: Context, session: Any) -> tuple[int, str]:
 
 class LogController(Controller):
     path = "/"
-    tags = ["log"]
+    tags = ["log"]  # noqa: RUF012 - Litestar declares this as a plain attribute
 
     @get("/log/checkpoint", media_type="text/plain; charset=utf-8", sync_to_thread=True)
     def checkpoint(self, ctx: NamedDependency[Context]) -> Response[str]:
@@ -71,24 +73,39 @@ class LogController(Controller):
             if tp.level is None:
                 start = tp.index * TILE_WIDTH
                 if start + tp.width > size or (tp.width < TILE_WIDTH and start + tp.width != size):
-                    raise Problem(404, "no-such-tile", f"entry bundle {tp.index} of width {tp.width} is not in the tree of size {size}")
+                    raise Problem(
+                        404,
+                        "no-such-tile",
+                        f"entry bundle {tp.index} of width {tp.width} is not in the tree of size {size}",
+                    )
                 body = tiles.encode_entry_bundle(Log.entries(s, start, start + tp.width))
             else:
                 count = size >> (8 * tp.level)
                 if tp.index * TILE_WIDTH + tp.width > count or (
                     tp.width < TILE_WIDTH and tp.index * TILE_WIDTH + tp.width != count
                 ):
-                    raise Problem(404, "no-such-tile", f"tile {tp.level}/{tp.index} of width {tp.width} is not in the tree of size {size}")
+                    raise Problem(
+                        404,
+                        "no-such-tile",
+                        f"tile {tp.level}/{tp.index} of width {tp.width} is not in the tree of size {size}",
+                    )
                 body = ctx.log.tile_hashes(s, tp.level, tp.index, tp.width, size)
-        return Response(body, headers={"Cache-Control": IMMUTABLE if tp.width == TILE_WIDTH else SHORT})
+        return Response(
+            body, headers={"Cache-Control": IMMUTABLE if tp.width == TILE_WIDTH else SHORT}
+        )
 
     @get("/api/v1/log/proof/inclusion", sync_to_thread=True)
     def inclusion(
         self,
         ctx: NamedDependency[Context],
         index: Annotated[int | None, Parameter(ge=0, le=MAX_SIZE, description="leaf index")] = None,
-        leaf_hash: Annotated[str | None, Parameter(description="leaf hash, hex or base64", max_length=100)] = None,
-        size: Annotated[int | None, Parameter(ge=1, le=MAX_SIZE, description="tree size; default: latest checkpoint")] = None,
+        leaf_hash: Annotated[
+            str | None, Parameter(description="leaf hash, hex or base64", max_length=100)
+        ] = None,
+        size: Annotated[
+            int | None,
+            Parameter(ge=1, le=MAX_SIZE, description="tree size; default: latest checkpoint"),
+        ] = None,
     ) -> dict[str, Any]:
         """Inclusion proof of one leaf (by index or by leaf hash) in a signed tree size."""
         if (index is None) == (leaf_hash is None):
@@ -97,15 +114,27 @@ class LogController(Controller):
             latest, note = _latest(ctx, s)
             tree_size = latest if size is None else size
             if tree_size > latest:
-                raise Problem(400, "bad-proof-request", f"size: expected at most {latest} (latest checkpoint), found {tree_size}")
+                raise Problem(
+                    400,
+                    "bad-proof-request",
+                    f"size: expected at most {latest} (latest checkpoint), found {tree_size}",
+                )
             if leaf_hash is not None:
                 found = Log.index_of(s, _decode_hash(leaf_hash))
                 if found is None or found >= tree_size:
-                    raise Problem(404, "no-such-leaf", f"no leaf with that hash in the tree of size {tree_size}")
+                    raise Problem(
+                        404,
+                        "no-such-leaf",
+                        f"no leaf with that hash in the tree of size {tree_size}",
+                    )
                 index = found
             assert index is not None
             if index >= tree_size:
-                raise Problem(400, "bad-proof-request", f"index: expected < {tree_size} (tree size), found {index}")
+                raise Problem(
+                    400,
+                    "bad-proof-request",
+                    f"index: expected < {tree_size} (tree size), found {index}",
+                )
             proof = ctx.log.inclusion_proof(s, index, tree_size)
             body = Log.entry(s, index) or b""
             cp_note = note if tree_size == latest else _checkpoint_note(s, tree_size)
@@ -124,16 +153,24 @@ class LogController(Controller):
         self,
         ctx: NamedDependency[Context],
         old: Annotated[int, Parameter(ge=0, le=MAX_SIZE, description="older tree size")],
-        new: Annotated[int | None, Parameter(ge=0, le=MAX_SIZE, description="newer tree size; default latest")] = None,
+        new: Annotated[
+            int | None, Parameter(ge=0, le=MAX_SIZE, description="newer tree size; default latest")
+        ] = None,
     ) -> dict[str, Any]:
         """Consistency proof between two tree sizes."""
         with ctx.db.reader() as s:
             latest, _ = _latest(ctx, s)
             new_size = latest if new is None else new
             if new_size > latest:
-                raise Problem(400, "bad-proof-request", f"new: expected at most {latest} (latest checkpoint), found {new_size}")
+                raise Problem(
+                    400,
+                    "bad-proof-request",
+                    f"new: expected at most {latest} (latest checkpoint), found {new_size}",
+                )
             if old > new_size:
-                raise Problem(400, "bad-proof-request", f"old: expected at most new ({new_size}), found {old}")
+                raise Problem(
+                    400, "bad-proof-request", f"old: expected at most new ({new_size}), found {old}"
+                )
             proof = ctx.log.consistency_proof(s, old, new_size)
         return {"old": old, "new": new_size, "proof": [_b64(p) for p in proof]}
 

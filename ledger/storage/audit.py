@@ -59,9 +59,14 @@ class AuditReport:
 
     @property
     def first(self) -> Divergence | None:
-        return min(
-            self.problems, key=lambda d: (d.index is None, d.index if d.index is not None else 0)
-        ) if self.problems else None
+        return (
+            min(
+                self.problems,
+                key=lambda d: (d.index is None, d.index if d.index is not None else 0),
+            )
+            if self.problems
+            else None
+        )
 
 
 class CompactRange:
@@ -136,7 +141,11 @@ class _TileChecker:
             )
         elif stored != derived:
             k = next(
-                (i for i in range(0, len(derived), 32) if stored[i : i + 32] != derived[i : i + 32]),
+                (
+                    i
+                    for i in range(0, len(derived), 32)
+                    if stored[i : i + 32] != derived[i : i + 32]
+                ),
                 0,
             )
             pos = k // 32
@@ -311,13 +320,25 @@ def _check_one(
     try:
         parsed, _note = open_checkpoint(cp.note, origin, verifiers)
     except LedgerError as exc:
-        report.problems.append(Divergence(at, f"checkpoint {size} signature", "valid log signature", str(exc)))
+        report.problems.append(
+            Divergence(at, f"checkpoint {size} signature", "valid log signature", str(exc))
+        )
         return
     if parsed.size != size or parsed.root_hash != bytes(cp.root_hash):
         report.problems.append(
-            Divergence(at, f"checkpoint {size} columns disagree with its note", f"size {parsed.size} root {_hex(parsed.root_hash)}", f"size {size} root {_hex(bytes(cp.root_hash))}")
+            Divergence(
+                at,
+                f"checkpoint {size} columns disagree with its note",
+                f"size {parsed.size} root {_hex(parsed.root_hash)}",
+                f"size {size} root {_hex(bytes(cp.root_hash))}",
+            )
         )
     if parsed.root_hash != root:
         report.problems.append(
-            Divergence(at, f"checkpoint {size} root differs from the entries", _hex(root), _hex(parsed.root_hash))
+            Divergence(
+                at,
+                f"checkpoint {size} root differs from the entries",
+                _hex(root),
+                _hex(parsed.root_hash),
+            )
         )

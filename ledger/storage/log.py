@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, tuple_
+from sqlalchemy import bindparam, func, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from ledger import merkle
@@ -54,9 +54,7 @@ def build_tile_nodes(base: Sequence[bytes]) -> bytes:
     out = list(base)
     level = list(base)
     while len(level) > 1:
-        level = [
-            _SHA(b"\x01" + level[k] + level[k + 1]).digest() for k in range(0, len(level), 2)
-        ]
+        level = [_SHA(b"\x01" + level[k] + level[k + 1]).digest() for k in range(0, len(level), 2)]
         out.extend(level)
     return b"".join(out)
 
@@ -109,7 +107,11 @@ _LEAVES = (
 )
 _ROOTS = (
     select(LogTile.idx, func.substr(LogTile.nodes, ROOT_OFFSET + 1, 32))
-    .where(LogTile.level == bindparam("lvl"), LogTile.idx >= bindparam("lo"), LogTile.idx < bindparam("hi"))
+    .where(
+        LogTile.level == bindparam("lvl"),
+        LogTile.idx >= bindparam("lo"),
+        LogTile.idx < bindparam("hi"),
+    )
     .order_by(LogTile.idx)
 )
 _TILES = select(LogTile.level, LogTile.idx, LogTile.nodes).where(
@@ -244,7 +246,9 @@ class Log:
 
     def __init__(self, origin: str, signer: NoteSigner, cache: TileCache | None = None) -> None:
         if signer.name != origin:
-            raise AppendError(f"log key name must equal the origin: expected {origin!r}, found {signer.name!r}")
+            raise AppendError(
+                f"log key name must equal the origin: expected {origin!r}, found {signer.name!r}"
+            )
         self.origin = origin
         self.signer = signer
         self.cache = cache if cache is not None else TileCache()
@@ -304,13 +308,17 @@ class Log:
     @staticmethod
     def entries(session: Session, start: int, end: int) -> list[bytes]:
         rows = session.execute(
-            select(LogEntry.body).where(LogEntry.idx >= start, LogEntry.idx < end).order_by(LogEntry.idx)
+            select(LogEntry.body)
+            .where(LogEntry.idx >= start, LogEntry.idx < end)
+            .order_by(LogEntry.idx)
         ).scalars()
         return [bytes(b) for b in rows]
 
     @staticmethod
     def entry(session: Session, index: int) -> bytes | None:
-        body = session.execute(select(LogEntry.body).where(LogEntry.idx == index)).scalar_one_or_none()
+        body = session.execute(
+            select(LogEntry.body).where(LogEntry.idx == index)
+        ).scalar_one_or_none()
         return None if body is None else bytes(body)
 
     def tile_hashes(self, session: Session, level: int, index: int, width: int, size: int) -> bytes:
@@ -319,7 +327,9 @@ class Log:
         start = index * TILE_WIDTH
         full = start + TILE_WIDTH <= count
         if width == TILE_WIDTH and full:
-            return self.reader(session, size).tiles({(level, index)})[(level, index)][: TILE_WIDTH * 32]
+            return self.reader(session, size).tiles({(level, index)})[(level, index)][
+                : TILE_WIDTH * 32
+            ]
         if full or start + width != count:
             # A partial tile is served only at the width the tree has now; anything else
             # would be a tile of some other tree.
@@ -351,7 +361,10 @@ class Log:
         self.lock(session)
         old_size = self.size(session)
         hashes = [_SHA(b"\x00" + body).digest() for _k, body in items]
-        rows = [(old_size + n, h, kind, body) for n, (h, (kind, body)) in enumerate(zip(hashes, items, strict=True))]
+        rows = [
+            (old_size + n, h, kind, body)
+            for n, (h, (kind, body)) in enumerate(zip(hashes, items, strict=True))
+        ]
         _bulk_insert_entries(session, rows)
         new_size = old_size + len(items)
         # One reader for the whole append, never cached across transactions: it sees this
@@ -378,7 +391,7 @@ class Log:
                 nodes = build_tile_nodes(base)
                 tile_rows.append({"level": level, "idx": t, "nodes": nodes})
                 roots.append(nodes[ROOT_OFFSET:])
-            session.execute(LogTile.__table__.insert(), tile_rows)
+            session.execute(insert(LogTile), tile_rows)
             reader.known[level + 1] = (first, roots)
             level, old_c, new_c, fresh = level + 1, first, end, roots
 
@@ -389,7 +402,9 @@ class Log:
         # Read the nodes of the new root and of the consistency proof in one pass.
         wanted = merkle.root_nodes(new_size)
         if prev is not None:
-            wanted += [n for group in merkle.consistency_proof_nodes(prev.size, new_size) for n in group]
+            wanted += [
+                n for group in merkle.consistency_proof_nodes(prev.size, new_size) for n in group
+            ]
         memo = dict(zip(wanted, reader.read(wanted), strict=True))
 
         def read(nodes: Sequence[Node]) -> list[bytes]:
@@ -417,20 +432,24 @@ def _bulk_insert_entries(session: Session, rows: list[tuple[int, bytes, str, byt
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         # COPY is PostgreSQL's bulk path: several times faster than multi-row INSERT.
-        with driver.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(
+        with (
+            driver.cursor() as cur,  # type: ignore[union-attr]
+            cur.copy(
                 "COPY log_entries (idx, leaf_hash, kind, body) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["bigint", "bytea", "text", "bytea"])
-                for row in rows:
-                    copy.write_row(row)
+            ) as copy,
+        ):
+            copy.set_types(["bigint", "bytea", "text", "bytea"])
+            for row in rows:
+                copy.write_row(row)
     else:
         driver.executemany(  # type: ignore[union-attr]
             "INSERT INTO log_entries (idx, leaf_hash, kind, body) VALUES (?, ?, ?, ?)", rows
         )
 
 
-def iter_entries(session: Session, start: int = 0, chunk: int = 50_000) -> Iterator[list[tuple[int, bytes, bytes]]]:
+def iter_entries(
+    session: Session, start: int = 0, chunk: int = 50_000
+) -> Iterator[list[tuple[int, bytes, bytes]]]:
     """Stream (idx, leaf_hash, body) in index order, in chunks, for audits and exports."""
     pos = start
     while True:
@@ -461,6 +480,6 @@ def index_leaves(session: Session, limit: int = 100_000) -> int:
     ).all()
     if rows:
         session.execute(
-            LogLeafIndex.__table__.insert(), [{"leaf_hash": h, "idx": i} for h, i in rows]
+            insert(LogLeafIndex), [{"leaf_hash": h, "idx": i} for h, i in rows]
         )
     return len(rows)
