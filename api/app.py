@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from litestar import Litestar, get
+import anyio
+
+from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -26,6 +29,15 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    async def _after_write(request: Request[Any, Any, Any]) -> None:
+        # The leaf-hash lookup index is kept off the append transaction (see
+        # ledger.storage.models.LogLeafIndex); catch it up once a write has answered.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                await anyio.to_thread.run_sync(ctx.index_leaves)
+            except Exception:  # noqa: BLE001 - lookups scan the tail, so this may wait
+                logging.getLogger("celedger.api").exception("leaf indexing failed")
+
     def _shutdown(app: Litestar) -> None:
         if context is None:
             ctx.close()
@@ -42,6 +54,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
         ),
         on_shutdown=[_shutdown],
+        after_response=_after_write,
         state=State({"ctx": ctx}),
         debug=False,
     )

@@ -11,7 +11,7 @@ from api.settings import Settings
 from ledger.keystore import read_secret, write_secret
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.storage.db import Database
-from ledger.storage.log import Log
+from ledger.storage.log import Log, index_leaves
 
 
 def load_or_create_log_signer(settings: Settings) -> NoteSigner:
@@ -47,6 +47,16 @@ class Context:
         db = Database(settings.effective_database_url, settings.read_database_url)
         signer = load_or_create_log_signer(settings)
         return cls(settings=settings, db=db, log=Log(settings.origin, signer))
+
+    def index_leaves(self) -> int:
+        """Bring the leaf-hash lookup index up to date (cheap when there is nothing new)."""
+        total = 0
+        while True:
+            with self.db.writer() as s:
+                n = index_leaves(s)
+            total += n
+            if n == 0:
+                return total
 
     def close(self) -> None:
         self.db.dispose()
