@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, tuple_
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ledger import merkle
@@ -114,8 +114,10 @@ _ROOTS = (
     )
     .order_by(LogTile.idx)
 )
-_TILES = select(LogTile.level, LogTile.idx, LogTile.nodes).where(
-    tuple_(LogTile.level, LogTile.idx).in_(bindparam("keys", expanding=True))
+# One query per tile level: SQLite does not use the (level, idx) primary key for a row-value
+# "(level, idx) IN (...)" and would scan every tile.
+_TILES = select(LogTile.idx, LogTile.nodes).where(
+    LogTile.level == bindparam("lvl"), LogTile.idx.in_(bindparam("idxs", expanding=True))
 )
 
 
@@ -144,8 +146,11 @@ class TreeReader:
                 missing.append(k)
             else:
                 found[k] = v
-        if missing:
-            for level, idx, nodes in self.session.execute(_TILES, {"keys": missing}):
+        by_level: dict[int, list[int]] = {}
+        for level, idx in missing:
+            by_level.setdefault(level, []).append(idx)
+        for level, idxs in by_level.items():
+            for idx, nodes in self.session.execute(_TILES, {"lvl": level, "idxs": idxs}):
                 found[(level, idx)] = bytes(nodes)
                 if self.cache:
                     self.cache.put((level, idx), bytes(nodes))
