@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import anyio
-
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -15,8 +14,20 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from api.context import Context
 from api.problems import EXCEPTION_HANDLERS
+from api.routes.directory import DirectoryController
 from api.routes.log import LogController
+from api.routes.registry import RegistryController
 from api.settings import Settings
+
+HOME_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>CE Ledger 继续教育学时账本</title>
+<style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.6}</style>
+</head><body><h1>CE Ledger · 专业技术人员继续教育学时账本</h1>
+<p>A verifiable, append-only record of continuing-education credits.</p><ul>
+<li><a href="/directory">继续教育基地名录 / Directory of CE bases</a></li>
+<li><a href="/schema">API reference (OpenAPI)</a></li>
+<li><a href="/log/checkpoint">Latest signed checkpoint</a> · tiles under <code>/log/tile/</code></li>
+</ul></body></html>"""
 
 
 def create_app(settings: Settings, context: Context | None = None) -> Litestar:
@@ -24,6 +35,10 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
 
     def provide_ctx() -> Context:
         return ctx
+
+    @get("/", sync_to_thread=False, include_in_schema=False, media_type="text/html; charset=utf-8")
+    def home() -> str:
+        return HOME_PAGE
 
     @get("/healthz", sync_to_thread=False, include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -35,7 +50,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             try:
                 await anyio.to_thread.run_sync(ctx.index_leaves)
-            except Exception:  # noqa: BLE001 - lookups scan the tail, so this may wait
+            except Exception:
                 logging.getLogger("celedger.api").exception("leaf indexing failed")
 
     def _shutdown(app: Litestar) -> None:
@@ -44,7 +59,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
 
     logging.getLogger("celedger").setLevel(settings.log_level)
     app = Litestar(
-        route_handlers=[LogController, healthz],
+        route_handlers=[LogController, RegistryController, DirectoryController, home, healthz],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

@@ -130,6 +130,29 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_FAIL
 
 
+def cmd_authority_key(args: argparse.Namespace) -> int:
+    from api.context import Context
+    from ledger.errors import LedgerError
+    from ledger.registry.services import bootstrap_authority_key
+    from ledger.storage.migrate import upgrade
+
+    s = _settings(args)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(s.effective_database_url)
+    ctx = Context.from_settings(s)
+    try:
+        with ctx.db.writer() as session:
+            key = bootstrap_authority_key(session, args.jurisdiction, args.label, log=ctx.log)
+    except LedgerError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        ctx.close()
+    _out(f"authority key for {args.jurisdiction} (shown once; store it now):")
+    _out(key)
+    return EXIT_OK
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -188,16 +211,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def seed_demo_lines(ctx: object) -> list[str]:
-    """Seed demo data if the registry feature provides it; return lines to print."""
+    """Seed the demo data (once); return the lines to print."""
     from api.context import Context
+    from ledger.registry.demo import seed_demo
 
     assert isinstance(ctx, Context)
-    try:
-        from ledger.registry.demo import seed_demo
-    except ImportError:
-        return []
-    info = seed_demo(ctx.db, ctx.log)
-    return [str(line) for line in getattr(info, "lines", lambda: [])()]
+    return [str(line) for line in seed_demo(ctx.db, ctx.log).lines()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keyscmd", required=True)
     keys.add_parser("init", help="create the log key if missing").set_defaults(func=cmd_keys_init)
     keys.add_parser("show", help="print the log's verifier key").set_defaults(func=cmd_keys_show)
+
+    auth = sub.add_parser("authority", help="trust root").add_subparsers(
+        dest="authcmd", required=True
+    )
+    sp = auth.add_parser("create-key", help="create the first authority API key (operator only)")
+    sp.add_argument(
+        "--jurisdiction", default="CN", help="jurisdiction code (default: CN, national)"
+    )
+    sp.add_argument("--label", default="operator bootstrap", help="what the key is for")
+    sp.set_defaults(func=cmd_authority_key)
 
     sp = sub.add_parser("audit", help="re-derive the log and check every hash and checkpoint")
     sp.add_argument(

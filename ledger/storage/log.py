@@ -484,7 +484,5 @@ def index_leaves(session: Session, limit: int = 100_000) -> int:
         .order_by(LogEntry.idx)
     ).all()
     if rows:
-        session.execute(
-            insert(LogLeafIndex), [{"leaf_hash": h, "idx": i} for h, i in rows]
-        )
+        session.execute(insert(LogLeafIndex), [{"leaf_hash": h, "idx": i} for h, i in rows])
     return len(rows)
