@@ -7,7 +7,9 @@ import pytest
 from api.cli import main
 
 
-def test_bootstrap_key_is_printed_once_and_authenticates(client, settings, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bootstrap_key_is_printed_once_and_authenticates(
+    client, settings, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CELEDGER_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CELEDGER_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CELEDGER_ORIGIN", settings.origin)
@@ -16,7 +18,12 @@ def test_bootstrap_key_is_printed_once_and_authenticates(client, settings, monke
     assert key.startswith("cek_")
     r = client.get("/api/v1/registry/whoami", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200, r.text
-    assert client.get("/api/v1/registry/whoami", headers={"Authorization": "Bearer cek_wrong"}).status_code == 401
+    assert (
+        client.get(
+            "/api/v1/registry/whoami", headers={"Authorization": "Bearer cek_wrong"}
+        ).status_code
+        == 401
+    )
     # The act is on the ledger and the ledger audits clean.
     assert main(["audit"]) == 0
 
