@@ -41,20 +41,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.checkpoint import Checkpoint
 from ledger.errors import FormatError, SignatureError
 from ledger.note import (
     ALG_ED25519,
+    Ed25519KeyPair,
     Note,
     NoteVerifier,
     Verifier,
     check_key_name,
     compute_key_id,
     format_signature_line,
-    split_skey,
     split_vkey,
 )
 
@@ -158,70 +157,12 @@ class CosignatureVerifier:
             ) from exc
 
 
-class CosignatureSigner:
+class CosignatureSigner(Ed25519KeyPair):
     """An Ed25519 ``cosignature/v1`` signer (a witness key)."""
 
-    __slots__ = ("_key", "_key_id", "_name", "_public_key")
-
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        check_key_name(name)
-        self._name = name
-        self._key = private_key
-        self._public_key = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        self._key_id = compute_key_id(name, ALG_COSIGNATURE_V1, self._public_key)
-
-    def __repr__(self) -> str:
-        return f"CosignatureSigner(name={self._name!r}, key_id={self._key_id.hex()})"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._key_id
-
-    @property
-    def public_key_bytes(self) -> bytes:
-        return self._public_key
-
-    @classmethod
-    def generate(cls, name: str) -> CosignatureSigner:
-        return cls(name, Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> CosignatureSigner:
-        if len(seed) != 32:
-            raise FormatError(f"Ed25519 seed: expected 32 bytes, found {len(seed)}")
-        return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
-
-    @classmethod
-    def from_skey(cls, text: str) -> CosignatureSigner:
-        """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(0x04 ‖ 32-byte seed)>``."""
-        name, key_id, alg, seed = split_skey(text)
-        if alg != ALG_COSIGNATURE_V1:
-            raise FormatError(
-                f"cosigner signer key {name!r} type: expected 0x{ALG_COSIGNATURE_V1:02x}, "
-                f"found 0x{alg:02x}"
-            )
-        signer = cls.from_seed(name, seed)
-        if signer.key_id != key_id:
-            raise FormatError(
-                f"cosigner signer key {name!r} key ID: expected {signer.key_id.hex()} "
-                f"(computed from the key), found {key_id.hex()}"
-            )
-        return signer
-
-    def to_skey(self) -> str:
-        seed = self._key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        key = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + seed).decode("ascii")
-        return f"{_SKEY_PREFIX}{self._name}+{self._key_id.hex()}+{key}"
+    ALG = ALG_COSIGNATURE_V1
+    KIND = "cosigner signer key"
+    __slots__ = ()
 
     def verifier(self) -> CosignatureVerifier:
         return CosignatureVerifier(self._name, self._public_key)

@@ -61,7 +61,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -279,9 +279,15 @@ class NoteVerifier:
             ) from exc
 
 
-class NoteSigner:
-    """An Ed25519 (type 0x01) signed-note signer."""
+class Ed25519KeyPair:
+    """An Ed25519 private key with a signed-note name and key ID, for a given key type.
 
+    Shared by note signers (type 0x01) and witness cosigners (type 0x04,
+    ``ledger.cosignature``): they differ only in the type byte and in what they sign.
+    """
+
+    ALG: ClassVar[int] = ALG_ED25519
+    KIND: ClassVar[str] = "signer key"
     __slots__ = ("_key", "_key_id", "_name", "_public_key")
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
@@ -291,10 +297,10 @@ class NoteSigner:
         self._public_key = private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        self._key_id = compute_key_id(name, ALG_ED25519, self._public_key)
+        self._key_id = compute_key_id(name, self.ALG, self._public_key)
 
     def __repr__(self) -> str:
-        return f"NoteSigner(name={self._name!r}, key_id={self._key_id.hex()})"
+        return f"{type(self).__name__}(name={self._name!r}, key_id={self._key_id.hex()})"
 
     @property
     def name(self) -> str:
@@ -309,28 +315,27 @@ class NoteSigner:
         return self._public_key
 
     @classmethod
-    def generate(cls, name: str) -> NoteSigner:
+    def generate(cls, name: str) -> Self:
         return cls(name, Ed25519PrivateKey.generate())
 
     @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> NoteSigner:
+    def from_seed(cls, name: str, seed: bytes) -> Self:
         if len(seed) != 32:
             raise FormatError(f"Ed25519 seed: expected 32 bytes, found {len(seed)}")
         return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
-    def from_skey(cls, text: str) -> NoteSigner:
-        """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(0x01 ‖ 32-byte seed)>``."""
+    def from_skey(cls, text: str) -> Self:
+        """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(type ‖ 32-byte seed)>``."""
         name, key_id, alg, seed = split_skey(text)
-        if alg != ALG_ED25519:
+        if alg != cls.ALG:
             raise FormatError(
-                f"signer key {name!r} type: expected 0x{ALG_ED25519:02x} (Ed25519), "
-                f"found 0x{alg:02x}"
+                f"{cls.KIND} {name!r} type: expected 0x{cls.ALG:02x}, found 0x{alg:02x}"
             )
         signer = cls.from_seed(name, seed)
         if signer.key_id != key_id:
             raise FormatError(
-                f"signer key {name!r} key ID: expected {signer.key_id.hex()} "
+                f"{cls.KIND} {name!r} key ID: expected {signer.key_id.hex()} "
                 f"(computed from the key), found {key_id.hex()}"
             )
         return signer
@@ -341,8 +346,14 @@ class NoteSigner:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        key = base64.b64encode(bytes([ALG_ED25519]) + seed).decode("ascii")
+        key = base64.b64encode(bytes([self.ALG]) + seed).decode("ascii")
         return f"{_SKEY_PREFIX}{self._name}+{self._key_id.hex()}+{key}"
+
+
+class NoteSigner(Ed25519KeyPair):
+    """An Ed25519 (type 0x01) signed-note signer."""
+
+    __slots__ = ()
 
     def sign(self, msg: bytes) -> bytes:
         return self._key.sign(msg)
