@@ -36,9 +36,8 @@ Pure code: no I/O, no clock (callers pass the timestamp).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -48,11 +47,10 @@ from ledger.errors import FormatError, SignatureError
 from ledger.note import (
     ALG_ED25519,
     Ed25519KeyPair,
+    Ed25519PublicKeyName,
     Note,
     NoteVerifier,
     Verifier,
-    check_key_name,
-    compute_key_id,
     format_signature_line,
     split_vkey,
 )
@@ -88,45 +86,11 @@ def cosigned_message(checkpoint_text: str | bytes, timestamp: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
+class CosignatureVerifier(Ed25519PublicKeyName):
     """An Ed25519 ``cosignature/v1`` (type 0x04) verifier; a :class:`ledger.note.Verifier`."""
 
-    name: str
-    public_key: bytes
-    key_id: bytes = field(init=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            found = len(self.public_key) if isinstance(self.public_key, bytes) else "non-bytes"
-            raise FormatError(f"Ed25519 cosigner public key: expected 32 bytes, found {found}")
-        key_id = compute_key_id(self.name, ALG_COSIGNATURE_V1, self.public_key)
-        object.__setattr__(self, "key_id", key_id)
-
-    @classmethod
-    def from_vkey(cls, text: str) -> CosignatureVerifier:
-        """Parse ``<name>+<hex id>+<base64(0x04 ‖ 32-byte key)>``; check the key ID."""
-        name, key_id, alg, pub = split_vkey(text)
-        if alg != ALG_COSIGNATURE_V1:
-            raise FormatError(
-                f"cosigner key {name!r} type: expected 0x{ALG_COSIGNATURE_V1:02x} "
-                f"(Ed25519 cosignature/v1), found 0x{alg:02x}"
-            )
-        if len(pub) != 32:
-            raise FormatError(
-                f"cosigner key {name!r}: expected a 32-byte Ed25519 key, found {len(pub)} bytes"
-            )
-        verifier = cls(name, pub)
-        if verifier.key_id != key_id:
-            raise FormatError(
-                f"cosigner key {name!r} key ID: expected {verifier.key_id.hex()} "
-                f"(computed from the key), found {key_id.hex()}"
-            )
-        return verifier
-
-    def to_vkey(self) -> str:
-        key = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key).decode("ascii")
-        return f"{self.name}+{self.key_id.hex()}+{key}"
+    ALG = ALG_COSIGNATURE_V1
+    KIND = "cosigner key"
 
     @staticmethod
     def timestamp_of(sig: bytes) -> int:

@@ -126,6 +126,24 @@ def root_nodes(size: int) -> list[Node]:
     return subtree_nodes(0, size)
 
 
+def parent_level(hashes: Sequence[bytes]) -> list[bytes]:
+    """The hashes one level up: each adjacent pair combined; an odd last hash has no parent
+    yet (its subtree is not complete) and is dropped."""
+    sha = hashlib.sha256  # bound once: this loop is the hot path of appends and audits
+    return [sha(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes) - 1, 2)]
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """The root of a perfect subtree given its 2**k base hashes (k >= 0)."""
+    n = len(hashes)
+    if n == 0 or n & (n - 1):
+        raise ProofError(f"a perfect subtree has a power-of-two number of hashes, found {n}")
+    level = list(hashes)
+    while len(level) > 1:
+        level = parent_level(level)
+    return level[0]
+
+
 def fold(hashes: Sequence[bytes]) -> bytes:
     """Combine a ``subtree_nodes`` decomposition's hashes right to left into the range's MTH.
 

@@ -226,8 +226,15 @@ class Signer(Protocol):
 
 
 @dataclass(frozen=True)
-class NoteVerifier:
-    """An Ed25519 (type 0x01) signed-note verifier."""
+class Ed25519PublicKeyName:
+    """An Ed25519 public key with a signed-note name and key ID, for a given key type.
+
+    Shared by note verifiers (type 0x01) and witness cosignature verifiers (type 0x04,
+    ``ledger.cosignature``): they differ only in the type byte and in what they verify.
+    """
+
+    ALG: ClassVar[int] = ALG_ED25519
+    KIND: ClassVar[str] = "verifier key"
 
     name: str
     public_key: bytes
@@ -237,33 +244,37 @@ class NoteVerifier:
         check_key_name(self.name)
         if not isinstance(self.public_key, bytes) or len(self.public_key) != _ED25519_KEY_LEN:
             found = len(self.public_key) if isinstance(self.public_key, bytes) else "non-bytes"
-            raise FormatError(f"Ed25519 public key: expected 32 bytes, found {found}")
-        object.__setattr__(self, "key_id", compute_key_id(self.name, ALG_ED25519, self.public_key))
+            raise FormatError(f"{self.KIND} {self.name!r}: expected 32 bytes, found {found}")
+        object.__setattr__(self, "key_id", compute_key_id(self.name, self.ALG, self.public_key))
 
     @classmethod
-    def from_vkey(cls, text: str) -> NoteVerifier:
-        """Parse ``<name>+<hex id>+<base64(0x01 ‖ 32-byte key)>``; check the key ID."""
+    def from_vkey(cls, text: str) -> Self:
+        """Parse ``<name>+<hex id>+<base64(type ‖ 32-byte key)>``; check the key ID."""
         name, key_id, alg, pub = split_vkey(text)
-        if alg != ALG_ED25519:
+        if alg != cls.ALG:
             raise FormatError(
-                f"verifier key {name!r} type: expected 0x{ALG_ED25519:02x} (Ed25519), "
-                f"found 0x{alg:02x}"
+                f"{cls.KIND} {name!r} type: expected 0x{cls.ALG:02x}, found 0x{alg:02x}"
             )
         if len(pub) != _ED25519_KEY_LEN:
             raise FormatError(
-                f"verifier key {name!r}: expected a 32-byte Ed25519 key, found {len(pub)} bytes"
+                f"{cls.KIND} {name!r}: expected a 32-byte Ed25519 key, found {len(pub)} bytes"
             )
         verifier = cls(name, pub)
         if verifier.key_id != key_id:
             raise FormatError(
-                f"verifier key {name!r} key ID: expected {verifier.key_id.hex()} "
+                f"{cls.KIND} {name!r} key ID: expected {verifier.key_id.hex()} "
                 f"(computed from the key), found {key_id.hex()}"
             )
         return verifier
 
     def to_vkey(self) -> str:
-        key = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode("ascii")
+        key = base64.b64encode(bytes([self.ALG]) + self.public_key).decode("ascii")
         return f"{self.name}+{self.key_id.hex()}+{key}"
+
+
+@dataclass(frozen=True)
+class NoteVerifier(Ed25519PublicKeyName):
+    """An Ed25519 (type 0x01) signed-note verifier."""
 
     def verify(self, msg: bytes, sig: bytes) -> None:
         if len(sig) != _ED25519_SIG_LEN:

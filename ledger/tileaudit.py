@@ -18,21 +18,13 @@ from collections.abc import Callable, Sequence
 
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import LedgerError
+from ledger.merkle import perfect_root
 from ledger.note import Verifier
 from ledger.storage.audit import AuditReport, CompactRange, Divergence
-from ledger.tiles import decode_entry_bundle, entries_path, tile_path
+from ledger.tiles import TILE_WIDTH, decode_entry_bundle, entries_path, tile_path
 
 Fetch = Callable[[str], bytes]
-TILE_WIDTH = 256
 _SHA = hashlib.sha256
-
-
-def _tile_root(hashes: list[bytes]) -> bytes:
-    while len(hashes) > 1:
-        hashes = [
-            _SHA(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes), 2)
-        ]
-    return hashes[0]
 
 
 def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> AuditReport:
@@ -69,7 +61,7 @@ def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> Au
         report.entries += width
         _compare_tile(fetch, report, 0, t, hashes, first, 1)
         if width == TILE_WIDTH:
-            level_hashes.append(_tile_root(hashes))
+            level_hashes.append(perfect_root(hashes))
     # Higher levels: each level's base hashes are the roots of the full tiles below it.
     level, unit = 1, TILE_WIDTH
     while level_hashes:
@@ -78,7 +70,7 @@ def audit_remote(fetch: Fetch, origin: str, verifiers: Sequence[Verifier]) -> Au
             chunk = level_hashes[t * TILE_WIDTH : (t + 1) * TILE_WIDTH]
             _compare_tile(fetch, report, level, t, chunk, t * TILE_WIDTH * unit, unit)
             if len(chunk) == TILE_WIDTH:
-                nxt.append(_tile_root(chunk))
+                nxt.append(perfect_root(chunk))
         level_hashes, level, unit = nxt, level + 1, unit * TILE_WIDTH
     report.root_hash = crange.root()
     if report.root_hash != cp.root_hash:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ledger.errors import FormatError, ProofError
-from ledger.merkle import HASH_SIZE, Node, node_hash
+from ledger.merkle import HASH_SIZE, Node, perfect_root
 
 __all__ = [
     "MAX_ENTRY_SIZE",
@@ -326,7 +326,5 @@ class TileHashReader:
                 data[(offset + k) * HASH_SIZE : (offset + k + 1) * HASH_SIZE]
                 for k in range(1 << sub)
             ]
-            while len(hashes) > 1:
-                hashes = [node_hash(hashes[k], hashes[k + 1]) for k in range(0, len(hashes), 2)]
-            out.append(hashes[0])
+            out.append(perfect_root(hashes))
         return out

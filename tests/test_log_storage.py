@@ -271,3 +271,25 @@ def test_lookup_by_leaf_hash_before_and_after_indexing(db: Database, log: Log) -
         assert index_leaves(s) == 0
     with db.reader() as s:
         assert Log.index_of(s, h) == 12
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "width", "size", "ok"),
+    [
+        (None, 0, 256, 300, True),
+        (None, 1, 44, 300, True),
+        (None, 1, 43, 300, False),  # a width the tree does not have
+        (None, 0, 255, 300, False),  # a full bundle asked for as partial
+        (None, 2, 1, 300, False),  # beyond the tree
+        (0, 1, 44, 300, True),
+        (1, 0, 1, 300, True),
+        (1, 0, 2, 300, False),
+        (2, 0, 1, 300, False),  # the tree has no level-2 hashes yet
+    ],
+)
+def test_check_tile(level: int | None, index: int, width: int, size: int, ok: bool) -> None:
+    if ok:
+        Log.check_tile(level, index, width, size)
+    else:
+        with pytest.raises(ProofError, match="not in the tree"):
+            Log.check_tile(level, index, width, size)

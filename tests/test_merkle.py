@@ -577,3 +577,15 @@ def test_memory_tree() -> None:
         tree.inclusion_proof(0, 3)
     with pytest.raises(ProofError, match="leaf hash has wrong length"):
         tree.append_leaf_hash(b"short")
+
+
+def test_perfect_root_and_parent_level() -> None:
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(8)]
+    tree = merkle.MemoryTree()
+    for i in range(8):
+        tree.append(bytes([i]))
+    assert merkle.perfect_root(leaves) == tree.root()
+    assert merkle.parent_level(leaves[:3]) == [merkle.node_hash(leaves[0], leaves[1])]
+    for n in (0, 3, 6):
+        with pytest.raises(ProofError, match="power-of-two"):
+            merkle.perfect_root(leaves[:n])

@@ -17,9 +17,11 @@ from litestar.params import FromPath, Parameter
 
 from api.context import Context
 from api.problems import Problem
-from ledger import tiles
-from ledger.errors import FormatError
-from ledger.storage.log import TILE_WIDTH, Log
+from ledger import merkle, tiles
+from ledger.errors import FormatError, ProofError
+from ledger.storage.log import Log
+from ledger.storage.models import LogCheckpoint
+from ledger.tiles import TILE_WIDTH
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=5"
@@ -70,26 +72,14 @@ class LogController(Controller):
             raise Problem(404, "no-such-tile", str(exc)) from exc
         with ctx.db.reader() as s:
             size, _ = _latest(ctx, s)
-            if tp.level is None:
-                start = tp.index * TILE_WIDTH
-                if start + tp.width > size or (tp.width < TILE_WIDTH and start + tp.width != size):
-                    raise Problem(
-                        404,
-                        "no-such-tile",
-                        f"entry bundle {tp.index} of width {tp.width} is not in the tree of size {size}",
-                    )
-                body = tiles.encode_entry_bundle(Log.entries(s, start, start + tp.width))
-            else:
-                count = size >> (8 * tp.level)
-                if tp.index * TILE_WIDTH + tp.width > count or (
-                    tp.width < TILE_WIDTH and tp.index * TILE_WIDTH + tp.width != count
-                ):
-                    raise Problem(
-                        404,
-                        "no-such-tile",
-                        f"tile {tp.level}/{tp.index} of width {tp.width} is not in the tree of size {size}",
-                    )
-                body = ctx.log.tile_hashes(s, tp.level, tp.index, tp.width, size)
+            try:
+                if tp.level is None:
+                    bundle = ctx.log.entry_bundle(s, tp.index, tp.width, size)
+                    body = tiles.encode_entry_bundle(bundle)
+                else:
+                    body = ctx.log.tile_hashes(s, tp.level, tp.index, tp.width, size)
+            except ProofError as exc:
+                raise Problem(404, "no-such-tile", str(exc)) from exc
         return Response(
             body, headers={"Cache-Control": IMMUTABLE if tp.width == TILE_WIDTH else SHORT}
         )
@@ -138,12 +128,10 @@ class LogController(Controller):
             proof = ctx.log.inclusion_proof(s, index, tree_size)
             body = Log.entry(s, index) or b""
             cp_note = note if tree_size == latest else _checkpoint_note(s, tree_size)
-        from ledger.merkle import leaf_hash as lh
-
         return {
             "index": index,
             "tree_size": tree_size,
-            "leaf_hash": _b64(lh(body)),
+            "leaf_hash": _b64(merkle.leaf_hash(body)),
             "proof": [_b64(p) for p in proof],
             "checkpoint": cp_note,
         }
@@ -185,7 +173,5 @@ class LogController(Controller):
 
 
 def _checkpoint_note(session: Any, size: int) -> str | None:
-    from ledger.storage.models import LogCheckpoint
-
     cp = session.get(LogCheckpoint, size)
     return None if cp is None else str(cp.note)

@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session
 
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import LedgerError
+from ledger.merkle import fold, perfect_root
 from ledger.note import NoteVerifier
-from ledger.storage.log import ROOT_OFFSET, TILE_WIDTH, _hash_up, build_tile_nodes
+from ledger.storage.log import ROOT_OFFSET, build_tile_nodes
 from ledger.storage.models import LogCheckpoint, LogTile
+from ledger.tiles import TILE_WIDTH
 
 _SHA = hashlib.sha256
 
@@ -100,14 +102,9 @@ class CompactRange:
         rem = len(tail)
         for bit in reversed(range(rem.bit_length())):
             if rem >> bit & 1:
-                hashes.append(_hash_up(list(tail[pos : pos + (1 << bit)])))
+                hashes.append(perfect_root(tail[pos : pos + (1 << bit)]))
                 pos += 1 << bit
-        if not hashes:
-            return _SHA(b"").digest()
-        value = hashes[-1]
-        for left in reversed(hashes[:-1]):
-            value = _SHA(b"\x01" + left + value).digest()
-        return value
+        return fold(hashes)
 
 
 def _hex(b: bytes) -> str:

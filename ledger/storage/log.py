@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
@@ -35,9 +35,8 @@ from ledger.errors import AppendError, ProofError
 from ledger.merkle import Node
 from ledger.note import NoteSigner
 from ledger.storage.models import LogCheckpoint, LogEntry, LogLeafIndex, LogTile
+from ledger.tiles import TILE_HEIGHT, TILE_WIDTH
 
-TILE_WIDTH = 256
-TILE_HEIGHT = 8
 NODES_PER_TILE = 2 * TILE_WIDTH - 1
 TILE_BYTES = NODES_PER_TILE * 32
 MAX_ENTRY_BYTES = 0xFFFF  # entry bundles carry a uint16 length (c2sp.org/tlog-tiles)
@@ -54,7 +53,7 @@ def build_tile_nodes(base: Sequence[bytes]) -> bytes:
     out = list(base)
     level = list(base)
     while len(level) > 1:
-        level = [_SHA(b"\x01" + level[k] + level[k + 1]).digest() for k in range(0, len(level), 2)]
+        level = merkle.parent_level(level)
         out.extend(level)
     return b"".join(out)
 
@@ -65,14 +64,6 @@ def _node_offset(sub: int, j: int) -> int:
 
 
 ROOT_OFFSET = _node_offset(TILE_HEIGHT, 0)
-
-
-def _hash_up(hashes: list[bytes]) -> bytes:
-    while len(hashes) > 1:
-        hashes = [
-            _SHA(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes), 2)
-        ]
-    return hashes[0]
 
 
 class TileCache:
@@ -198,10 +189,7 @@ class TreeReader:
                 self.cache.put(key, b"".join(flat))
         levels = [flat]
         while len(levels[-1]) > 1:
-            cur = levels[-1]
-            levels.append(
-                [_SHA(b"\x01" + cur[k] + cur[k + 1]).digest() for k in range(0, len(cur) - 1, 2)]
-            )
+            levels.append(merkle.parent_level(levels[-1]))
         return levels
 
     # -- the HashReader --------------------------------------------------------------------
@@ -270,8 +258,9 @@ class Log:
             select(LogCheckpoint).order_by(LogCheckpoint.size.desc()).limit(1)
         ).scalar_one_or_none()
 
-    def reader(self, session: Session, size: int, *, committed: bool = True) -> TreeReader:
-        return TreeReader(session, size, self.cache if committed else None)
+    def reader(self, session: Session, size: int) -> TreeReader:
+        """A cached reader: for committed reads only (appends build their own, uncached)."""
+        return TreeReader(session, size, self.cache)
 
     def root(self, session: Session, size: int) -> bytes:
         return merkle.tree_root(size, self.reader(session, size).read)
@@ -326,23 +315,33 @@ class Log:
         ).scalar_one_or_none()
         return None if body is None else bytes(body)
 
+    @staticmethod
+    def check_tile(level: int | None, index: int, width: int, size: int) -> None:
+        """Raise ``ProofError`` unless the tree of ``size`` has this tile (level None: an
+        entry bundle) at exactly this width.  A partial tile exists only at the width the
+        tree has now; any other width would be a tile of some other tree."""
+        count = size if level is None else size >> (TILE_HEIGHT * level)
+        start = index * TILE_WIDTH
+        if width != min(TILE_WIDTH, count - start):
+            what = "entry bundle" if level is None else f"tile {level}/"
+            raise ProofError(
+                f"{what}{index} is not in the tree of size {size} at width {width}: expected "
+                + (f"width {min(TILE_WIDTH, count - start)}" if count > start else "a lower index")
+            )
+
     def tile_hashes(self, session: Session, level: int, index: int, width: int, size: int) -> bytes:
         """The c2sp tile (level, index, width) of the tree of the given size."""
-        count = size >> (TILE_HEIGHT * level)
+        self.check_tile(level, index, width, size)
+        if width == TILE_WIDTH:
+            tile = self.reader(session, size).tiles({(level, index)})[(level, index)]
+            return tile[: TILE_WIDTH * 32]
         start = index * TILE_WIDTH
-        full = start + TILE_WIDTH <= count
-        if width == TILE_WIDTH and full:
-            return self.reader(session, size).tiles({(level, index)})[(level, index)][
-                : TILE_WIDTH * 32
-            ]
-        if full or start + width != count:
-            # A partial tile is served only at the width the tree has now; anything else
-            # would be a tile of some other tree.
-            raise ProofError(
-                f"tile {level}/{index} of tree size {size}: expected width "
-                f"{min(TILE_WIDTH, max(count - start, 0))}, requested {width}"
-            )
         return b"".join(TreeReader(session, size).base_hashes(level, start, start + width))
+
+    def entry_bundle(self, session: Session, index: int, width: int, size: int) -> list[bytes]:
+        """The entries of bundle (index, width) of the tree of the given size."""
+        self.check_tile(None, index, width, size)
+        return self.entries(session, index * TILE_WIDTH, index * TILE_WIDTH + width)
 
     # -- appending -------------------------------------------------------------------------
     def lock(self, session: Session) -> None:
@@ -450,24 +449,6 @@ def _bulk_insert_entries(session: Session, rows: list[tuple[int, bytes, str, byt
         driver.executemany(  # type: ignore[union-attr]
             "INSERT INTO log_entries (idx, leaf_hash, kind, body) VALUES (?, ?, ?, ?)", rows
         )
-
-
-def iter_entries(
-    session: Session, start: int = 0, chunk: int = 50_000
-) -> Iterator[list[tuple[int, bytes, bytes]]]:
-    """Stream (idx, leaf_hash, body) in index order, in chunks, for audits and exports."""
-    pos = start
-    while True:
-        rows = session.execute(
-            select(LogEntry.idx, LogEntry.leaf_hash, LogEntry.body)
-            .where(LogEntry.idx >= pos)
-            .order_by(LogEntry.idx)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            return
-        yield [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
-        pos = int(rows[-1][0]) + 1
 
 
 def index_leaves(session: Session, limit: int = 100_000) -> int:
