@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from api.context import Context
 from api.problems import EXCEPTION_HANDLERS
+from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
 from api.routes.log import LogController
 from api.routes.registry import RegistryController
@@ -59,7 +60,17 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
 
     logging.getLogger("celedger").setLevel(settings.log_level)
     app = Litestar(
-        route_handlers=[LogController, RegistryController, DirectoryController, home, healthz],
+        route_handlers=[
+            LogController,
+            RegistryController,
+            DirectoryController,
+            CompletionController,
+            TemplateController,
+            home,
+            healthz,
+        ],
+        # Batches are the largest bodies the service takes; anything larger is a 413.
+        request_max_body_size=settings.max_batch_bytes,
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

@@ -5,9 +5,15 @@ Built once by ``create_app`` (or the CLI) from explicit settings; never at impor
 
 from __future__ import annotations
 
+import base64
+import binascii
+import secrets
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from api.settings import Settings
+from ledger.completions.pii import KEY_BYTES, PersonalDataVault
 from ledger.keystore import read_secret, write_secret
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.storage.db import Database
@@ -32,11 +38,43 @@ def load_or_create_log_signer(settings: Settings) -> NoteSigner:
     return signer
 
 
+def load_or_create_key(
+    settings: Settings, value: SecretStr | None, name: str, file_name: str
+) -> bytes:
+    """A 32-byte symmetric key from a setting (base64), or — in development only — from a key
+    file under <data_dir>/keys created on first use.  Production refuses to invent one: a lost
+    or silently regenerated key makes every sealed value unreadable."""
+    if value is not None:
+        text = value.get_secret_value()
+        source = f"CELEDGER_{name}"
+    else:
+        path = settings.data_dir / "keys" / file_name
+        if not path.exists():
+            if settings.environment == "production":
+                raise SystemExit(
+                    f"CELEDGER_{name} is not set: production needs it "
+                    f"(32 random bytes, base64: `python -c 'import os,base64;"
+                    f"print(base64.b64encode(os.urandom(32)).decode())'`)"
+                )
+            write_secret(path, base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode())
+        text = read_secret(path)
+        source = str(path)
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise SystemExit(f"{source}: expected base64 of {KEY_BYTES} bytes") from None
+    if len(key) != KEY_BYTES:
+        raise SystemExit(f"{source}: expected {KEY_BYTES} bytes, found {len(key)}")
+    return key
+
+
 @dataclass
 class Context:
     settings: Settings
     db: Database
     log: Log
+    vault: PersonalDataVault
+    kek: bytes
 
     @property
     def log_verifier(self) -> NoteVerifier:
@@ -46,7 +84,13 @@ class Context:
     def from_settings(cls, settings: Settings) -> Context:
         db = Database(settings.effective_database_url, settings.read_database_url)
         signer = load_or_create_log_signer(settings)
-        return cls(settings=settings, db=db, log=Log(settings.origin, signer))
+        vault = PersonalDataVault(
+            load_or_create_key(settings, settings.pii_key, "PII_KEY", "pii.key")
+        )
+        kek = load_or_create_key(
+            settings, settings.key_encryption_key, "KEY_ENCRYPTION_KEY", "kek.key"
+        )
+        return cls(settings=settings, db=db, log=Log(settings.origin, signer), vault=vault, kek=kek)
 
     def index_leaves(self) -> int:
         """Bring the leaf-hash lookup index up to date (cheap when there is nothing new)."""

@@ -71,11 +71,28 @@ def handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str
     return problem_response(exc.status, exc.code, exc.code, exc.detail, exc.extra)
 
 
+def _details(exc: LedgerError) -> dict[str, Any]:
+    """Machine-readable members a client can act on: the rule's stable id, per-row errors."""
+    extra: dict[str, Any] = {}
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        extra["rule"] = rule
+    more = getattr(exc, "problem_extra", None)
+    if callable(more):
+        extra.update(more())
+    return extra
+
+
 def handle_ledger_error(_: Request[Any, Any, Any], exc: LedgerError) -> Response[dict[str, Any]]:
+    # Errors that know their own HTTP status and stable code (e.g. an unreadable upload: 400,
+    # an oversized batch: 413) answer with them; the rest by class, in STATUS_FOR order.
+    own_status, own_code = getattr(exc, "status", None), getattr(exc, "code", None)
+    if isinstance(own_status, int) and isinstance(own_code, str):
+        return problem_response(own_status, own_code, type(exc).__name__, str(exc), _details(exc))
     for cls, status, code in STATUS_FOR:
         if isinstance(exc, cls):
-            return problem_response(status, code, type(exc).__name__, str(exc))
-    return problem_response(422, "refused", type(exc).__name__, str(exc))
+            return problem_response(status, code, type(exc).__name__, str(exc), _details(exc))
+    return problem_response(422, "refused", type(exc).__name__, str(exc), _details(exc))
 
 
 def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

@@ -33,6 +33,20 @@ class Settings(BaseSettings):
     pii_key: SecretStr | None = Field(
         default=None, description="base64 32-byte key that encrypts personal data at rest"
     )
+    key_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="base64 32-byte key that encrypts the credential-issuing private keys at rest",
+    )
+    cjk_font: Path | None = Field(
+        default=None,
+        description="TrueType CJK font for certificates (default: found on the system)",
+    )
+    pdf_signer_p12: Path | None = Field(
+        default=None,
+        description="PKCS#12 file with the certificate that signs PDFs (PAdES); default: a "
+        "development CA generated under <data_dir>/pki",
+    )
+    pdf_signer_password: SecretStr | None = None
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_batch_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

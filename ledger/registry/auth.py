@@ -172,6 +172,33 @@ RULES: Final = {
             "over it (national Art. 25-27; Panzhihua Art. 18)",
         ),
         _rule(
+            "completion.post",
+            {B},
+            "a base posts completion batches for its own classes only (national Art. 24)",
+        ),
+        _rule(
+            "completion.correct",
+            {B},
+            "a base corrects its own records, within the policy's correction window",
+        ),
+        _rule(
+            "completion.revoke",
+            {A},
+            "records are revoked by an authority over the base's jurisdiction (e.g. found "
+            "fraudulent: national Art. 38)",
+        ),
+        _rule(
+            "completion.read",
+            {A, U, B},
+            "records and batches are read by their base, its management unit or an authority "
+            "over it",
+        ),
+        _rule(
+            "base.signing-key",
+            {B},
+            "a base registers the Ed25519 keys it signs its batches with",
+        ),
+        _rule(
             "key.create",
             {A},
             "API keys are issued by an authority, for principals subordinate to it",

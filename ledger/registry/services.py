@@ -282,6 +282,11 @@ def _base(session: Session, base: int) -> BaseRecord:
     return row
 
 
+def base_record(session: Session, base: int) -> BaseRecord:
+    """The base with id ``base``; `NotFound` otherwise."""
+    return _base(session, base)
+
+
 def _plan(session: Session, plan: int) -> Plan:
     row = session.get(Plan, plan)
     if row is None:
