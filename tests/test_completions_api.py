@@ -22,7 +22,6 @@ from tests.completions_support import (
     BATCHES,
     ETHICS,
     FORUM,
-    MATERIALS,
     ONLINE,
     XLSX,
     as_csv,
@@ -181,7 +180,7 @@ RULES: list[tuple[dict[str, Any], str, str]] = [
     ({"class_title": "别的班"}, "class_title", "class.title-mismatch"),
     ({"result": "不合格"}, "result", "result.not-passed"),
     ({"result": "缺考"}, "result", "result.unknown"),
-    ({"employer": "=HYPERLINK(\"http://x\")"}, "employer", "cell.formula"),
+    ({"employer": '=HYPERLINK("http://x")'}, "employer", "cell.formula"),
     ({"place": "@SUM(A1)"}, "place", "cell.formula"),
     ({"place": "-cmd|calc"}, "place", "cell.formula"),
     ({"evaluation": "101"}, "evaluation", "evaluation.range"),
@@ -210,7 +209,9 @@ def test_duplicates_in_batch_and_in_ledger(client: Any, ctx: Any) -> None:
     keys = world(ctx)
     r = client.post(BATCHES, json=batch("d1", record(1), record(1)), headers=keys["base:1"])
     assert (2, "id_number", "duplicate.batch") in rules_of(r)
-    assert client.post(BATCHES, json=batch("d2", record(1)), headers=keys["base:1"]).status_code == 201
+    assert (
+        client.post(BATCHES, json=batch("d2", record(1)), headers=keys["base:1"]).status_code == 201
+    )
     before = written(ctx)
     r = client.post(BATCHES, json=batch("d3", record(2), record(1)), headers=keys["base:1"])
     assert rules_of(r) == [(2, "id_number", "duplicate.ledger")]
@@ -296,7 +297,12 @@ def test_training_outside_recognition_is_refused(client: Any, ctx: Any) -> None:
         headers={"Authorization": f"Bearer {key}"},
     )
     assert rules_of(r) == [(1, "start", "base.not-recognised")]
-    later = {**day, "class_code": "C4-2", "start": f"{DEMO_YEAR}-04-20", "end": f"{DEMO_YEAR}-04-20"}
+    later = {
+        **day,
+        "class_code": "C4-2",
+        "start": f"{DEMO_YEAR}-04-20",
+        "end": f"{DEMO_YEAR}-04-20",
+    }
     r = client.post(
         "/api/v1/bases/4/batches",
         json=batch("b4b", record(1, **later)),
@@ -349,13 +355,23 @@ def test_base_signature_is_checked_and_stored(client: Any, ctx: Any) -> None:
     assert written(ctx)[1] == 0
     good = base64.b64encode(private.sign(b"celedger batch v1\n" + digest.encode())).decode()
     forged = base64.b64encode(private.sign(b"celedger batch v1\n" + b"0" * 64)).decode()
-    r = client.post(BATCHES, json=body, headers={**keys["base:1"], "Batch-Signature": f"kid={kid}; sig={forged}"})
+    r = client.post(
+        BATCHES,
+        json=body,
+        headers={**keys["base:1"], "Batch-Signature": f"kid={kid}; sig={forged}"},
+    )
     assert r.status_code == 422 and r.json()["rule"] == "batch.signature"
-    r = client.post(BATCHES, json=body, headers={**keys["base:1"], "Batch-Signature": "kid=bk_unknown; sig=" + good})
+    r = client.post(
+        BATCHES,
+        json=body,
+        headers={**keys["base:1"], "Batch-Signature": "kid=bk_unknown; sig=" + good},
+    )
     assert r.status_code == 422 and r.json()["rule"] == "batch.signature"
     r = client.post(BATCHES, json=body, headers={**keys["base:1"], "Batch-Signature": "nonsense"})
     assert r.status_code == 400 and r.json()["code"] == "batch.signature-header"
-    r = client.post(BATCHES, json=body, headers={**keys["base:1"], "Batch-Signature": f"kid={kid}; sig={good}"})
+    r = client.post(
+        BATCHES, json=body, headers={**keys["base:1"], "Batch-Signature": f"kid={kid}; sig={good}"}
+    )
     assert r.status_code == 201 and r.json()["signature"] == {"kid": kid, "verified": True}
     assert r.json()["digest"] == digest
     with ctx.db.reader() as s:
@@ -395,9 +411,14 @@ def test_personal_data_is_sealed_and_commitments_unlinkable(client: Any, ctx: An
         )
     for secret in (person["id_number"], person["name"], "攀枝花市示例医院"):
         assert secret.encode() not in dump, secret
-    view = client.get(f"/api/v1/completions/{r.json()['records'][0]['record']}", headers=keys["base:1"])
+    view = client.get(
+        f"/api/v1/completions/{r.json()['records'][0]['record']}", headers=keys["base:1"]
+    )
     assert view.status_code == 200
-    assert view.json()["holder"] == {"name": "䶮*", "id_number": person["id_number"][0] + "*" * 16 + person["id_number"][-1]}
+    assert view.json()["holder"] == {
+        "name": "䶮*",
+        "id_number": person["id_number"][0] + "*" * 16 + person["id_number"][-1],
+    }
 
 
 def test_bad_input_gets_a_clear_4xx(client: Any, ctx: Any) -> None:
@@ -412,14 +433,25 @@ def test_bad_input_gets_a_clear_4xx(client: Any, ctx: Any) -> None:
 
     cases = [
         (post(b'{"batch_key": "k", "records": [', "application/json"), 400, "batch.malformed"),
-        (post(b'{"batch_key": "k", "batch_key": "j", "records": []}', "application/json"), 400, "batch.malformed"),
+        (
+            post(b'{"batch_key": "k", "batch_key": "j", "records": []}', "application/json"),
+            400,
+            "batch.malformed",
+        ),
         (post(b'{"batch_key": "k", "records": []}', "application/json"), 400, "batch.empty"),
         (post(b'{"batch_key": "k", "records": [1]}', "application/json"), 400, "batch.malformed"),
         (post(b'{"batch_key": "k", "rows": []}', "application/json"), 400, "batch.malformed"),
         (post(b"", "text/csv"), 400, "batch.empty"),
         (post("姓名,身份证号\r\n".encode(), "text/csv"), 400, "batch.missing-columns"),
         (post(as_csv([]), "text/csv"), 400, "batch.empty"),
-        (post("姓名,身份证号,工作单位,年度,科目类别,项目编号,形式,开始日期,结束日期,学时,考核结果,备注\r\n".encode(), "text/csv"), 400, "batch.unknown-columns"),
+        (
+            post(
+                "姓名,身份证号,工作单位,年度,科目类别,项目编号,形式,开始日期,结束日期,学时,考核结果,备注\r\n".encode(),
+                "text/csv",
+            ),
+            400,
+            "batch.unknown-columns",
+        ),
         (post(as_csv([record(1)]) + b'"unterminated,\r\n', "text/csv"), 400, "batch.malformed"),
         (post(b"\xff\xfe\x00\xd8" * 10 + b"\x81", "text/csv"), 400, "batch.encoding"),
         (post(b"PK\x03\x04 not really a zip", XLSX), 400, "batch.malformed"),
@@ -454,7 +486,9 @@ def test_batch_limits_answer_413(settings: Any, ctx: Any) -> None:
     ctx.settings = small
     keys = world(ctx)
     with TestClient(app=create_app(small, context=ctx)) as client:
-        r = client.post(BATCHES, json=batch("big", *[record(i) for i in range(4)]), headers=keys["base:1"])
+        r = client.post(
+            BATCHES, json=batch("big", *[record(i) for i in range(4)]), headers=keys["base:1"]
+        )
         assert r.status_code == 413 and r.json()["code"] == "batch.too-many-rows", r.text
         r = client.post(
             BATCHES,
