@@ -205,3 +205,41 @@ def test_key_order_independent(value: dict[str, object], rnd: Any) -> None:
 def test_canonical_form_is_valid_utf8_json(value: object) -> None:
     text = canonicalize(value).decode("utf-8")
     assert json.loads(text) == json.loads(json.dumps(value))
+
+
+# The fast path (plain values serialised by the standard library) must be byte for byte what
+# the rfc8785 package writes: generated plain values — ASCII keys, any text including control
+# characters, quotes, backslashes, non-BMP characters and U+2028 — compared on both paths.
+_plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
+    | st.text(st.characters(exclude_categories=("Cs",)))
+    | st.sampled_from(["\x00\x1f\x7f", '"\\/', "\u2028\u2029", "𠮷䶮", "\b\f\n\r\t"]),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.text(st.characters(max_codepoint=127), max_size=8), children, max_size=5
+        )
+    ),
+    max_leaves=40,
+)
+
+
+@given(_plain)
+def test_fast_path_is_rfc8785(value: object) -> None:
+    import rfc8785
+
+    from ledger.canonical import _plain_json
+
+    fast = _plain_json(value)
+    assert fast is not None
+    assert fast == rfc8785.dumps(value)  # type: ignore[arg-type]
+    assert canonicalize(value) == fast
+
+
+def test_fast_path_declines_what_it_cannot_prove() -> None:
+    from ledger.canonical import _plain_json
+
+    for value in ({"é": 1}, {"a": 1.5}, [2**53], {1: "x"}, ("t",), "\ud800"):
+        assert _plain_json(value) is None, value

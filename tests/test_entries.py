@@ -48,3 +48,14 @@ def test_unknown_kind_and_version_refused() -> None:
 )
 def test_any_payload_round_trips(payload: dict[str, int]) -> None:
     assert decode_entry(encode_entry("policy", payload)).payload == payload
+
+
+def test_digests_are_exempt_from_the_id_tripwire() -> None:
+    # A real-looking ID number inside a hex digest: the digest passes, the bare number does not.
+    digest = "ab" + "440524188001010014" + "c" * 44
+    assert len(digest) == 64
+    encode_entry("completion", {"subject": digest})
+    with pytest.raises(FormatError, match="citizen ID number"):
+        encode_entry("completion", {"note": "x 440524188001010014 y"})
+    with pytest.raises(FormatError, match="citizen ID number"):
+        encode_entry("completion", {"subject": digest.upper()})

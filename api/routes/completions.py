@@ -206,18 +206,18 @@ class CompletionController(Controller):
         signature = _signature(request.headers.get("batch-signature"))
 
         def work() -> cs.PostedBatch:
-            with ctx.db.writer() as s:
-                return cs.post_batch(
-                    s,
-                    ctx.log,
-                    ctx.vault,
-                    actor,
-                    base,
-                    raw,
-                    batch_key=key,
-                    signature=signature,
-                    dry_run=dry_run,
+            # Reading, judging and encoding take no lock (a reader session), so concurrent
+            # batches — on other workers — overlap there; only the write phase serialises.
+            with ctx.db.reader() as s:
+                prepared = cs.prepare_batch(
+                    s, ctx.vault, actor, base, raw, batch_key=key, signature=signature
                 )
+            if dry_run:
+                return cs.dry_run_receipt(prepared)
+            if isinstance(prepared, cs.PostedBatch):
+                return prepared  # the key was used before for this content: its receipt
+            with ctx.db.writer() as s:
+                return cs.commit_batch(s, ctx.log, ctx.vault, prepared)
 
         posted = await anyio.to_thread.run_sync(work)
         if dry_run:

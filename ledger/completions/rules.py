@@ -168,6 +168,12 @@ class _Row:
             text = str(int(value))
         else:
             text = str(value)
+        if not text.isascii():
+            # Full-width digits and letters (common from Chinese input methods) fold to ASCII;
+            # names keep their exact characters (fold=False).
+            if fold:
+                text = unicodedata.normalize("NFKC", text)
+        # After folding: a full-width '＝' is as much a formula to Excel as '='.
         if text and _formula_like(text):
             self.fail(
                 field,
@@ -176,9 +182,7 @@ class _Row:
                 "looks like a formula; formulas are refused (write the value itself)",
             )
             return ""
-        if fold:
-            text = unicodedata.normalize("NFKC", text)
-        if _CONTROL.search(text):
+        if not text.isprintable() and _CONTROL.search(text):
             self.fail(field, "field.control", "含有控制字符 / contains control characters")
             return ""
         if required and not text:
@@ -239,6 +243,10 @@ class _Row:
         text = self.text(field, required=True)
         if not text:
             return None
+        try:
+            return date.fromisoformat(text)  # the common case, in C
+        except ValueError:
+            pass
         for fmt in _DATE_FORMATS:
             try:
                 return datetime.strptime(text, fmt).date()

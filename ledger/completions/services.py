@@ -50,7 +50,7 @@ from ledger.completions.rules import (
     check_against_class,
     normalise_row,
 )
-from ledger.entries import encode_entry
+from ledger.entries import encode_entries, encode_entry
 from ledger.identity import mask_id, mask_name
 from ledger.policy import EffectivePolicy
 from ledger.registry.auth import Principal, Scope, base_id, require
@@ -64,6 +64,7 @@ from ledger.registry.services import (
     local_date,
 )
 from ledger.registry.summary import CompletionRow
+from ledger.storage.db import bulk_insert, reserve_ids
 from ledger.storage.log import AppendResult, Log
 
 __all__ = [
@@ -378,13 +379,12 @@ class _People:
             }
             for n, (lookup, _) in self.new.items()
         ]
-        created = self.session.execute(
-            insert(Person).returning(Person.id, Person.lookup, sort_by_parameter_order=True),
-            params,
-        ).all()
-        by_lookup = {bytes(lookup): pid for pid, lookup in created}
-        for number, (lookup, _) in self.new.items():
-            self.ids[number] = by_lookup[lookup]
+        # Ids reserved up front (under the append lock) so all people go in one COPY.
+        ids = reserve_ids(self.session, Person.__table__, len(params))
+        for pid, p, number in zip(ids, params, self.new, strict=True):
+            p["id"] = pid
+            self.ids[number] = pid
+        bulk_insert(self.session, Person.__table__, params)
 
 
 def _current_filter() -> Any:
@@ -528,9 +528,62 @@ def normalise_batch(raw: RawBatch, *, today: date) -> list[RowIn]:
     return rows
 
 
-def post_batch(
+@dataclass
+class PreparedBatch:
+    """A validated batch with everything computed that needs no lock: record ids, salts,
+    commitments, sealed details and the ledger entries' bytes.  `commit_batch` writes it."""
+
+    base: int
+    actor: Principal
+    batch_key: str
+    digest: str
+    source: str
+    at: datetime
+    signature: BatchSignature | None
+    rows: list[RowIn]
+    plans: dict[int, int]
+    status_mark: int | None
+    batch: str
+    tokens: list[bytes]
+    records: list[str]
+    salts: list[bytes]
+    subjects: list[str]
+    entries: list[bytes]
+    sealed: list[bytes]
+
+
+def _status_mark(session: Session, base: int) -> int | None:
+    """The latest recognition event of the base: if it moved, the rows are judged again."""
+    return session.scalar(
+        select(BaseStatusEvent.log_index)
+        .where(BaseStatusEvent.base_id == base)
+        .order_by(BaseStatusEvent.log_index.desc())
+        .limit(1)
+    )
+
+
+def _judge_rows(
+    session: Session, base: BaseRecord, rows: Sequence[RowIn]
+) -> tuple[list[RowError], dict[int, int]]:
+    judge = _Judge.of(session, base)
+    errors: list[RowError] = []
+    plans: dict[int, int] = {}
+    seen: dict[tuple[str, str, int], int] = {}
+    for row in rows:
+        row_errors, plan = judge.judge(row)
+        errors.extend(row_errors)
+        if plan is not None:
+            plans[row.row] = plan
+        key = (row.id_number, row.class_code, row.year)
+        if key in seen:
+            errors.append(_duplicate_error(row, str(seen[key])))
+        else:
+            seen[key] = row.row
+    return errors, plans
+
+
+def prepare_batch(
     session: Session,
-    log: Log,
     vault: PersonalDataVault,
     actor: Principal,
     base_ref: int,
@@ -538,10 +591,14 @@ def post_batch(
     *,
     batch_key: str,
     signature: BatchSignature | None = None,
-    dry_run: bool = False,
     now: datetime | None = None,
-) -> PostedBatch:
-    """Validate and (unless ``dry_run``) post a batch; see the module docstring."""
+) -> PreparedBatch | PostedBatch:
+    """Read, judge and encode a batch without taking the append lock (any session will do).
+
+    Answers the stored receipt at once when the key was already used for the same content.
+    What another batch could change meanwhile — duplicates, people, the base's status — is
+    checked again by `commit_batch` under the lock.
+    """
     at = _utc(now)
     base = _base(session, base_ref)
     require(actor, "completion.post", _scope(base))
@@ -557,126 +614,179 @@ def post_batch(
             _replay(found, "(rows that do not validate)")
         raise
     digest = batch_digest(base.id, batch_key, rows)
-    if not dry_run:
-        log.lock(session)  # from here on no other batch can post the same person and class
     found = _existing_batch(session, base.id, batch_key)
     if found is not None:
         return _replay(found, digest)
     _require_operating(base)
-
-    judge = _Judge.of(session, base)
-    errors: list[RowError] = []
-    plans: dict[int, int] = {}
-    seen: dict[tuple[str, str, int], int] = {}
-    for row in rows:
-        row_errors, plan = judge.judge(row)
-        errors.extend(row_errors)
-        if plan is not None:
-            plans[row.row] = plan
-        key = (row.id_number, row.class_code, row.year)
-        if key in seen:
-            errors.append(_duplicate_error(row, str(seen[key])))
-        else:
-            seen[key] = row.row
-    people = _People(session, vault, at)
-    people.load(rows)
-    errors.extend(people.check_names(rows))
-    known = {
-        (people.ids[r.id_number], r.class_code, r.year): r
-        for r in rows
-        if r.id_number in people.ids
-    }
-    for dup in _ledger_duplicates(session, base.id, set(known)):
-        errors.append(_duplicate_error(known[dup], "ledger"))
+    mark = _status_mark(session, base.id)
+    errors, plans = _judge_rows(session, base, rows)
     if errors:
         raise BatchRejected(errors)
     if signature is not None:
         _check_signature(session, base.id, digest, signature)
-    if dry_run:
-        return PostedBatch(
-            json.dumps(
-                {"dry_run": True, "valid": True, "count": len(rows), "digest": digest},
-                ensure_ascii=False,
-            ).encode("utf-8"),
-            False,
-            "",
-        )
-
-    people.insert_new(rows)
     batch = _new_id("b_")
     tokens = [secrets.token_bytes(16) for _ in rows]
     records = [record_id_of_token(t) for t in tokens]
     salts = [new_salt() for _ in rows]
-    subjects = [commitment(s, r.id_number) for s, r in zip(salts, rows, strict=True)]
-    entries = [
-        (
-            "completion",
-            encode_entry(
-                "completion",
-                _entry_payload(rid, batch, base.id, plans[r.row], r, subj),
-            ),
-        )
-        for rid, r, subj in zip(records, rows, subjects, strict=True)
+    subjects = [commitment(salt, r.id_number) for salt, r in zip(salts, rows, strict=True)]
+    entries = encode_entries(
+        "completion",
+        [
+            _entry_payload(rid, batch, base.id, plans[r.row], r, subj)
+            for rid, r, subj in zip(records, rows, subjects, strict=True)
+        ],
+    )
+    sealed = [
+        vault.seal(r.details(), rid.encode("ascii")) for r, rid in zip(rows, records, strict=True)
     ]
-    result = log.append(session, entries)
+    return PreparedBatch(
+        base=base.id,
+        actor=actor,
+        batch_key=batch_key,
+        digest=digest,
+        source=raw.source,
+        at=at,
+        signature=signature,
+        rows=rows,
+        plans=plans,
+        status_mark=mark,
+        batch=batch,
+        tokens=tokens,
+        records=records,
+        salts=salts,
+        subjects=subjects,
+        entries=entries,
+        sealed=sealed,
+    )
+
+
+def commit_batch(
+    session: Session, log: Log, vault: PersonalDataVault, prepared: PreparedBatch
+) -> PostedBatch:
+    """Write a prepared batch in ``session`` (a writer): lock, re-check, append, insert."""
+    p = prepared
+    log.lock(session)  # from here on no other batch can post the same person and class
+    found = _existing_batch(session, p.base, p.batch_key)
+    if found is not None:
+        return _replay(found, p.digest)
+    base = _base(session, p.base)
+    _require_operating(base)
+    if _status_mark(session, p.base) != p.status_mark:
+        errors, _ = _judge_rows(session, base, p.rows)  # recognition changed meanwhile
+        if errors:
+            raise BatchRejected(errors)
+    people = _People(session, vault, p.at)
+    people.load(p.rows)
+    errors = people.check_names(p.rows)
+    known = {
+        (people.ids[r.id_number], r.class_code, r.year): r
+        for r in p.rows
+        if r.id_number in people.ids
+    }
+    for dup in _ledger_duplicates(session, p.base, set(known)):
+        errors.append(_duplicate_error(known[dup], "ledger"))
+    if errors:
+        raise BatchRejected(errors)
+    people.insert_new(p.rows)
+    result = log.append(session, [("completion", e) for e in p.entries])
     receipt: dict[str, Any] = {
-        "batch": batch,
-        "batch_key": batch_key,
-        "base": base_id(base.id),
-        "source": raw.source,
-        "digest": digest,
-        "received_at": _stamp(at),
-        "count": len(rows),
-        "signature": None if signature is None else {"kid": signature.kid, "verified": True},
+        "batch": p.batch,
+        "batch_key": p.batch_key,
+        "base": base_id(p.base),
+        "source": p.source,
+        "digest": p.digest,
+        "received_at": _stamp(p.at),
+        "count": len(p.rows),
+        "signature": None if p.signature is None else {"kid": p.signature.kid, "verified": True},
         "ledger": _ledger_json(result),
         "records": [
             {"row": r.row, "record": rid, "log_index": result.first_index + i}
-            for i, (r, rid) in enumerate(zip(rows, records, strict=True))
+            for i, (r, rid) in enumerate(zip(p.rows, p.records, strict=True))
         ],
     }
     receipt_bytes = json.dumps(receipt, ensure_ascii=False, separators=(",", ":")).encode()
     session.add(
         CompletionBatch(
-            id=batch,
-            base_id=base.id,
-            batch_key=batch_key,
-            digest=digest,
-            source=raw.source,
-            record_count=len(rows),
+            id=p.batch,
+            base_id=p.base,
+            batch_key=p.batch_key,
+            digest=p.digest,
+            source=p.source,
+            record_count=len(p.rows),
             first_index=result.first_index,
             tree_size=result.tree_size,
-            signature_kid=None if signature is None else signature.kid,
-            signature=None if signature is None else signature.value,
-            posted_by=actor.id,
-            received_at=at,
+            signature_kid=None if p.signature is None else p.signature.kid,
+            signature=None if p.signature is None else p.signature.value,
+            posted_by=p.actor.id,
+            received_at=p.at,
             receipt=receipt_bytes,
         )
     )
     session.flush()
+    first = result.first_index
     params = [
-        _record_params(
-            record=rid,
-            token=tok,
-            kind="completion",
-            batch=batch,
-            row=r,
-            base=base.id,
-            plan=plans[r.row],
-            person=people.ids[r.id_number],
-            salt=salt,
-            subject=subj,
-            vault=vault,
-            actor=actor,
-            now=at,
-            log_index=result.first_index + i,
-        )
-        for i, (rid, tok, r, salt, subj) in enumerate(
-            zip(records, tokens, rows, salts, subjects, strict=True)
+        {
+            "id": rid,
+            "token": tok,
+            "kind": "completion",
+            "batch_id": p.batch,
+            "row_number": r.row,
+            "supersedes": None,
+            "correction_reason": None,
+            "base_id": p.base,
+            "plan_id": p.plans[r.row],
+            "class_code": r.class_code,
+            "year": r.year,
+            "person_id": people.ids[r.id_number],
+            "salt": salt,
+            "subject": subj,
+            "sealed": sealed,
+            "category": r.category,
+            "mode": r.mode,
+            "hours_tenths": r.hours_tenths,
+            "start_date": r.start,
+            "end_date": r.end,
+            "result": r.result,
+            "fee_fen": r.fee_fen,
+            "posted_by": p.actor.id,
+            "posted_at": p.at,
+            "log_index": first + i,
+        }
+        for i, (rid, tok, r, salt, subj, sealed) in enumerate(
+            zip(p.records, p.tokens, p.rows, p.salts, p.subjects, p.sealed, strict=True)
         )
     ]
-    for chunk in _chunks(params):
-        session.execute(insert(CompletionRecord), list(chunk))
-    return PostedBatch(receipt_bytes, False, batch)
+    bulk_insert(session, CompletionRecord.__table__, params)
+    return PostedBatch(receipt_bytes, False, p.batch)
+
+
+def dry_run_receipt(prepared: PreparedBatch | PostedBatch) -> PostedBatch:
+    """What ``?dry_run=true`` answers: valid (nothing written) and the digest a base signs."""
+    if isinstance(prepared, PostedBatch):
+        return prepared
+    body = {"dry_run": True, "valid": True, "count": len(prepared.rows), "digest": prepared.digest}
+    return PostedBatch(json.dumps(body, ensure_ascii=False).encode("utf-8"), False, "")
+
+
+def post_batch(
+    session: Session,
+    log: Log,
+    vault: PersonalDataVault,
+    actor: Principal,
+    base_ref: int,
+    raw: RawBatch,
+    *,
+    batch_key: str,
+    signature: BatchSignature | None = None,
+    now: datetime | None = None,
+) -> PostedBatch:
+    """`prepare_batch` and `commit_batch` in one writer session (CLI, tests, demo)."""
+    prepared = prepare_batch(
+        session, vault, actor, base_ref, raw, batch_key=batch_key, signature=signature, now=now
+    )
+    if isinstance(prepared, PostedBatch):
+        return prepared
+    return commit_batch(session, log, vault, prepared)
 
 
 def batch_receipt(session: Session, actor: Principal, base_ref: int, batch: str) -> bytes:

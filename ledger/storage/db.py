@@ -16,11 +16,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def normalise_url(url: str) -> str:
@@ -107,3 +110,40 @@ class Database:
     def dispose(self) -> None:
         self.write_engine.dispose()
         self.read_engine.dispose()
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of ``table`` (a SQLAlchemy ``Table``) inside the session's transaction.
+
+    PostgreSQL: one COPY — several times faster than multi-row INSERT for thousands of rows,
+    and still transactional.  SQLite: one executemany on the session's connection.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+        names = ", ".join(f'"{c}"' for c in columns)
+        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    connection.execute(table.insert(), rows)
+
+
+def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
+    """``count`` fresh integer primary keys for ``table`` — the caller must hold the write lock
+    on SQLite (a ``writer()`` session does) or be the only inserter of ``table``."""
+    if count == 0:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        result = connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": count},
+        )
+        return [int(r[0]) for r in result]
+    start = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    first = int(start or 0) + 1
+    return list(range(first, first + count))

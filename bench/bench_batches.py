@@ -1,0 +1,308 @@
+"""Completion batches through the HTTP API, against a raw bulk insert of the same rows.
+
+For each database (SQLite, PostgreSQL): a real server process (``celedger serve``) on a fresh
+database seeded with the demo registry; 200,000 completion records posted as 10,000-row JSON
+batches from a client on the same machine; records/s overall and the median batch time.  The
+baseline, in the same run: the same rows (same columns as the ``completions`` table) bulk
+inserted into a bare table — PostgreSQL COPY, SQLite executemany — records/s.  Then an XLSX
+upload of 10,000 rows, timed end to end.
+
+Targets (issue): >= 20,000 records/s on PostgreSQL and >= 0.3x the raw COPY rate; XLSX 10,000
+rows in under 5 s.
+
+    python bench/bench_batches.py [--rows 200000] [--batch 10000] [--dbs sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import fresh_db, median, row  # noqa: E402
+from ledger.identity import check_character  # noqa: E402
+from ledger.registry.demo import DEMO_YEAR  # noqa: E402
+from ledger.registry.services import CHINA_TZ  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDED_AT = datetime(DEMO_YEAR - 1, 12, 1, 9, 0, tzinfo=CHINA_TZ)
+NAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+
+
+def person(i: int) -> tuple[str, str]:
+    """A distinct valid (name, ID number) for every i < 14 million."""
+    birth = date(1960, 1, 1) + timedelta(days=i // 1000)
+    first17 = f"510402{birth:%Y%m%d}{i % 1000:03d}"
+    return NAMES[i % len(NAMES)] + NAMES[(i // 7) % len(NAMES)] + "明", first17 + check_character(
+        first17
+    )
+
+
+def records(start: int, count: int, klass: str = "02") -> list[dict[str, Any]]:
+    shape = {
+        "02": ("专业", "面授", "05-10", "05-13", "24", "1200"),
+        "03": ("专业", "网络", "07-10", "07-11", "12", "300"),
+    }[klass]
+    category, mode, s, e, hours, fee = shape
+    out = []
+    for i in range(start, start + count):
+        name, number = person(i)
+        out.append(
+            {
+                "name": name,
+                "id_number": number,
+                "employer": "攀枝花市示例医院",
+                "year": DEMO_YEAR,
+                "category": category,
+                "class_code": f"PZXY-{DEMO_YEAR}-{klass}",
+                "mode": mode,
+                "start": f"{DEMO_YEAR}-{s}",
+                "end": f"{DEMO_YEAR}-{e}",
+                "hours": hours,
+                "result": "合格",
+                "fee_yuan": fee,
+            }
+        )
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELEDGER_")}
+    env.update(
+        CELEDGER_DATA_DIR=str(data_dir),
+        CELEDGER_DATABASE_URL=url,
+        CELEDGER_LOG_LEVEL="WARNING",
+        CELEDGER_MAX_BATCH_ROWS="10000",
+    )
+    return env
+
+
+def seed(data_dir: Path, url: str) -> str:
+    """Seed the demo registry as of 1 Dec of the year before; return base 1's API key."""
+    from api.context import Context
+    from api.settings import Settings
+    from ledger.registry.demo import seed_demo
+
+    ctx = Context.from_settings(
+        Settings(_env_file=None, data_dir=data_dir, database_url=url)  # type: ignore[call-arg]
+    )
+    try:
+        return seed_demo(ctx.db, ctx.log, now=SEEDED_AT).key_for("base:1")
+    finally:
+        ctx.close()
+
+
+def serve(data_dir: Path, url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--no-migrate",
+            "--workers",
+            str(workers),
+        ],  # fmt: skip
+        env=_env(data_dir, url),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def raw_rate(url: str, rows: list[dict[str, Any]], batch: int) -> float:
+    """Records/s for a bare bulk insert of completion-shaped rows (COPY / executemany)."""
+    tuples = [
+        (
+            f"r_{secrets.token_hex(13)}",
+            secrets.token_bytes(16),
+            "completion",
+            None,
+            i + 1,
+            1,
+            1,
+            r["class_code"],
+            r["year"],
+            i + 1,
+            secrets.token_bytes(16),
+            secrets.token_hex(32),
+            secrets.token_bytes(120),
+            r["category"],
+            r["mode"],
+            240,
+            date(DEMO_YEAR, 5, 10),
+            date(DEMO_YEAR, 5, 13),
+            r["result"],
+            120000,
+            "base:1",
+            datetime.now(CHINA_TZ),
+            i,
+        )
+        for i, r in enumerate(rows)
+    ]
+    columns = (
+        "id, token, kind, batch_id, row_number, base_id, plan_id, class_code, year, person_id, "
+        "salt, subject, sealed, category, mode, hours_tenths, start_date, end_date, result, "
+        "fee_fen, posted_by, posted_at, log_index"
+    )
+    engine = create_engine(url)
+    is_pg = engine.dialect.name == "postgresql"
+    blob = "bytea" if is_pg else "blob"
+    ddl = (
+        f"CREATE TABLE bench_raw (id varchar(32) primary key, token {blob} unique, kind text, "
+        f"batch_id text, row_number int, base_id int, plan_id int, class_code text, year int, "
+        f"person_id bigint, salt {blob}, subject text, sealed {blob}, category text, mode text, "
+        f"hours_tenths int, start_date date, end_date date, result text, fee_fen bigint, "
+        f"posted_by text, posted_at timestamp with time zone, log_index bigint unique)"
+    )
+    with engine.begin() as c:
+        c.execute(text(ddl))
+    t0 = time.perf_counter()
+    for k in range(0, len(tuples), batch):
+        chunk = tuples[k : k + batch]
+        with engine.begin() as c:
+            if is_pg:
+                raw = c.connection.dbapi_connection
+                assert raw is not None
+                with raw.cursor() as cur, cur.copy(f"COPY bench_raw ({columns}) FROM STDIN") as cp:  # type: ignore[attr-defined]
+                    for t in chunk:
+                        cp.write_row(t)
+            else:
+                marks = ", ".join("?" * len(chunk[0]))
+                c.connection.dbapi_connection.executemany(  # type: ignore[union-attr]
+                    f"INSERT INTO bench_raw ({columns}) VALUES ({marks})", chunk
+                )
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    return len(tuples) / elapsed
+
+
+def xlsx_bytes(rows: list[dict[str, Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    from ledger.completions.intake import COLUMNS
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([c.header for c in COLUMNS])
+    for r in rows:
+        sheet.append([r.get(c.key) for c in COLUMNS])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def run(kind: str, total: int, batch: int, workers: int, clients: int) -> None:
+    print(
+        f"\n== {kind}: {total:,} records in batches of {batch:,} through HTTP "
+        f"({workers} server worker(s), {clients} concurrent client(s))",
+        flush=True,
+    )
+    with fresh_db(kind) as url, tempfile.TemporaryDirectory(prefix="celedger-bench-") as d:
+        data_dir = Path(d)
+        key = seed(data_dir, url)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        bodies = [
+            json.dumps(
+                {"batch_key": f"bench-{k}", "records": records(k, batch)}, ensure_ascii=False
+            ).encode()
+            for k in range(0, total, batch)
+        ]
+        proc, base = serve(data_dir, url, workers)
+        times: list[float] = []
+
+        def client(mine: list[bytes]) -> None:
+            with httpx.Client(base_url=base, timeout=600) as http:
+                for body in mine:
+                    t0 = time.perf_counter()
+                    r = http.post("/api/v1/bases/1/batches", content=body, headers=headers)
+                    times.append(time.perf_counter() - t0)
+                    if r.status_code != 201:
+                        raise SystemExit(f"batch refused: {r.status_code} {r.text[:500]}")
+
+        try:
+            with httpx.Client(base_url=base, timeout=600) as http:
+                t_all = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    for f in [pool.submit(client, bodies[i::clients]) for i in range(clients)]:
+                        f.result()
+                elapsed = time.perf_counter() - t_all
+                xrows = records(10_000_000, 10_000, "03")
+                xbody = xlsx_bytes(xrows)
+                t0 = time.perf_counter()
+                r = http.post(
+                    "/api/v1/bases/1/batches",
+                    content=xbody,
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "Idempotency-Key": "bench-xlsx",
+                        "Content-Type": "application/vnd.openxmlformats-officedocument."
+                        "spreadsheetml.sheet",
+                    },
+                )
+                xlsx_s = time.perf_counter() - t0
+                if r.status_code != 201:
+                    raise SystemExit(f"xlsx refused: {r.status_code} {r.text[:500]}")
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        rate = total / elapsed
+        raw = raw_rate(
+            url, [r for b in bodies[:1] for r in json.loads(b)["records"]] * (total // batch), batch
+        )
+        row("metric", "value")
+        row("records/s via HTTP (overall)", f"{rate:,.0f}")
+        row("median batch time (s)", f"{median(times):.3f}")
+        row("raw bulk insert records/s", f"{raw:,.0f}")
+        row("ratio HTTP / raw", f"{rate / raw:.2f}x")
+        row("XLSX 10,000 rows upload (s)", f"{xlsx_s:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument("--dbs", default="sqlite,postgresql")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (2 cores)")
+    p.add_argument("--clients", type=int, default=2, help="concurrent posting clients")
+    args = p.parse_args()
+    for kind in args.dbs.split(","):
+        run(kind, args.rows, args.batch, args.workers, args.clients)
+
+
+if __name__ == "__main__":
+    main()
