@@ -36,10 +36,10 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_db, median, row  # noqa: E402
-from ledger.identity import check_character  # noqa: E402
-from ledger.registry.demo import DEMO_YEAR  # noqa: E402
-from ledger.registry.services import CHINA_TZ  # noqa: E402
+from bench.common import fresh_db, median, row
+from ledger.identity import check_character
+from ledger.registry.demo import DEMO_YEAR
+from ledger.registry.services import CHINA_TZ
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDED_AT = datetime(DEMO_YEAR - 1, 12, 1, 9, 0, tzinfo=CHINA_TZ)
@@ -128,7 +128,7 @@ def serve(data_dir: Path, url: str, workers: int) -> tuple[subprocess.Popen[byte
             "--no-migrate",
             "--workers",
             str(workers),
-        ],  # fmt: skip
+        ],
         env=_env(data_dir, url),
         cwd=ROOT,
         start_new_session=True,

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from ledger.storage.db import Database
 from ledger.storage.migrate import upgrade
 
 PG_ADMIN = os.environ.get(
@@ -42,6 +43,24 @@ def fresh_db(kind: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def sqlite_checkpoint(db: Database, mode: str) -> None:
+    """On SQLite, copy the write-ahead log into the database (``PASSIVE``), or do so and empty
+    it (``TRUNCATE``); elsewhere nothing.  Benchmarks call it around a timed phase so that the
+    phase pays for the checkpoint of its own pages and of no one else's."""
+    if db.dialect != "sqlite":
+        return
+    if mode not in ("PASSIVE", "TRUNCATE"):
+        raise ValueError(f"checkpoint mode: expected PASSIVE or TRUNCATE, found {mode!r}")
+    # A raw connection: outside any transaction, which a checkpoint must be.
+    conn = db.write_engine.raw_connection()
+    try:
+        busy, _frames, _done = conn.cursor().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    finally:
+        conn.close()
+    if busy:
+        raise RuntimeError(f"wal_checkpoint({mode}): expected to complete, found it blocked")
 
 
 def timed(fn: Callable[[], object]) -> float:

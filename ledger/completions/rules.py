@@ -168,11 +168,10 @@ class _Row:
             text = str(int(value))
         else:
             text = str(value)
-        if not text.isascii():
-            # Full-width digits and letters (common from Chinese input methods) fold to ASCII;
-            # names keep their exact characters (fold=False).
-            if fold:
-                text = unicodedata.normalize("NFKC", text)
+        # Full-width digits and letters (common from Chinese input methods) fold to ASCII;
+        # names keep their exact characters (fold=False).
+        if fold and not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
         # After folding: a full-width '＝' is as much a formula to Excel as '='.
         if text and _formula_like(text):
             self.fail(
