@@ -45,3 +45,52 @@ class CredentialError(VerificationError):
 
 class ProofValueError(VerificationError):
     """A proof's ``proofValue`` cannot be decoded, or its signature does not verify."""
+
+
+# --- issuing keys, QR tokens and the credentials' ledger evidence ---------------------------
+
+
+class TokenFormatError(EncodingError):
+    """Text that should be a QR token (or a verification URL holding one) is not: wrong
+    length, alphabet, case or padding, an unknown format version, or a non-canonical spelling."""
+
+
+class UnknownKeyError(KeyResolutionError):
+    """A signature names an issuing key (kid) the issuer's key set does not have."""
+
+
+class KeyRetiredError(KeyResolutionError):
+    """A signature claims a time at or after its key was retired (rotated out)."""
+
+
+class KeyCompromisedError(KeyResolutionError):
+    """A signature claims a time at or after its key was compromised."""
+
+
+class KeyNotYetValidError(KeyResolutionError):
+    """A signature claims a time before its key was created (back-dated, or a broken clock)."""
+
+
+class SignatureError(VerificationError):
+    """A signature that is not a Data Integrity proof (a QR token's) does not verify."""
+
+
+class LedgerEvidenceError(VerificationError):
+    """A credential's ledger evidence (record token, ledger index, ledger entry, tlog-proof) is
+    missing or malformed, disagrees with itself, or its inclusion proof does not verify."""
+
+
+class HolderMismatchError(VerificationError):
+    """The identifier a verifier typed does not match the credential's hashed holder identity."""
+
+
+__all__ += [
+    "HolderMismatchError",
+    "KeyCompromisedError",
+    "KeyNotYetValidError",
+    "KeyRetiredError",
+    "LedgerEvidenceError",
+    "SignatureError",
+    "TokenFormatError",
+    "UnknownKeyError",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from ledger import issuing_models as _issuing_models  # noqa: F401  (registers its tables)
 from ledger.completions import models as _completion_models  # noqa: F401  (registers its tables)
 from ledger.registry import models as _registry_models  # noqa: F401  (registers its tables)
 from ledger.storage.models import Base
