@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from api.context import Context
 from api.problems import EXCEPTION_HANDLERS
+from api.routes.certificates import CertificateController, KeysController
 from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
 from api.routes.log import LogController
@@ -66,6 +67,8 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             DirectoryController,
             CompletionController,
             TemplateController,
+            CertificateController,
+            KeysController,
             home,
             healthz,
         ],

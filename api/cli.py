@@ -153,6 +153,123 @@ def cmd_authority_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Progress:
+    """A one-line progress bar on stderr (only when it is a terminal, so logs stay clean)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, max(total, 1), 0
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.live:
+            width = 30
+            filled = width * self.done // self.total
+            sys.stderr.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.live:
+            sys.stderr.write("\n")
+
+
+def cmd_certificates(args: argparse.Namespace) -> int:
+    """Completion certificates for every current record of a base's year, into a directory."""
+    import time
+
+    from sqlalchemy import select
+
+    from api.context import Context
+    from certificates.issue import completion_certificates
+    from ledger.completions.models import CompletionRecord, Revocation
+    from ledger.errors import LedgerError
+
+    ctx = Context.from_settings(_settings(args))
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"cannot create {out_dir}: {exc}", file=sys.stderr)
+        return EXIT_IO
+    try:
+        issuer = ctx.issuer()
+        with ctx.db.writer() as s:
+            superseded = select(CompletionRecord.supersedes).where(
+                CompletionRecord.supersedes.is_not(None)
+            )
+            ids = list(
+                s.execute(
+                    select(CompletionRecord.id)
+                    .where(
+                        CompletionRecord.base_id == args.base,
+                        CompletionRecord.year == args.year,
+                        CompletionRecord.id.not_in(superseded),
+                        CompletionRecord.id.not_in(select(Revocation.record_id)),
+                    )
+                    .order_by(CompletionRecord.log_index)
+                ).scalars()
+            )
+            if not ids:
+                _out(f"base {args.base} has no current records for {args.year}")
+                return EXIT_OK
+            # Each record is counted twice: once prepared, once rendered, signed and written.
+            bar = _Progress("certificates", 2 * len(ids))
+            t0 = time.perf_counter()
+            issued = completion_certificates(
+                s, issuer, "operator", ids, workers=args.workers, progress=bar
+            )
+            for doc, rid in zip(issued, ids, strict=True):
+                (out_dir / f"{rid}-{doc.certificate_number}.pdf").write_bytes(doc.pdf)
+            bar.close()
+    except LedgerError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        ctx.close()
+    elapsed = time.perf_counter() - t0
+    _out(
+        f"{len(issued)} certificates in {elapsed:.1f} s ({len(issued) / elapsed:.1f}/s) → {out_dir}"
+    )
+    return EXIT_OK
+
+
+def cmd_issuing_keys(args: argparse.Namespace) -> int:
+    """List, rotate or mark compromised the credential-issuing keys."""
+    from datetime import UTC, datetime
+
+    from api.context import Context
+    from ledger import issuing
+    from ledger.errors import LedgerError
+
+    ctx = Context.from_settings(_settings(args))
+    now = datetime.now(UTC)
+    try:
+        with ctx.db.writer() as s:
+            if args.action == "rotate":
+                event = issuing.rotate(s, ctx.log, ctx.kek, now)
+                _out(f"new active issuing key {event.key.kid} (ledger entry {event.log_index})")
+            elif args.action == "compromise":
+                if not args.kid:
+                    print("compromise: name the key (see `keys issuing list`)", file=sys.stderr)
+                    return EXIT_USAGE
+                at = datetime.fromisoformat(args.at) if args.at else now
+                if at.tzinfo is None:
+                    print("--at: give a time zone, e.g. 2026-11-24T09:00:00+08:00", file=sys.stderr)
+                    return EXIT_USAGE
+                event = issuing.mark_compromised(s, ctx.log, args.kid, at, args.reason, now)
+                _out(f"{args.kid} marked compromised from {at.isoformat()} — rotate now")
+            for key in issuing.keyset(s).keys:
+                _out(f"{key.kid}  {key.status:<11}  created {key.created_at.isoformat()}")
+    except (LedgerError, ValueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        ctx.close()
+    return EXIT_OK
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -212,11 +329,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def seed_demo_lines(ctx: object) -> list[str]:
     """Seed the demo data (once); return the lines to print."""
+    from datetime import datetime
+
     from api.context import Context
-    from ledger.registry.demo import seed_demo
+    from ledger.completions.demo import seed_completions
+    from ledger.registry.demo import DEMO_YEAR, seed_demo
+    from ledger.registry.services import CHINA_TZ
 
     assert isinstance(ctx, Context)
-    return [str(line) for line in seed_demo(ctx.db, ctx.log).lines()]
+    # The demo registry is dated 1 December of the year before its plans, so the plan year's
+    # classes fall inside the bases' recognition and the demo batch can be posted.
+    info = seed_demo(ctx.db, ctx.log, now=datetime(DEMO_YEAR - 1, 12, 1, 9, tzinfo=CHINA_TZ))
+    lines = [str(line) for line in info.lines()]
+    if info.seeded:
+        lines += seed_completions(ctx.db, ctx.log, ctx.vault)
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +382,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--label", default="operator bootstrap", help="what the key is for")
     sp.set_defaults(func=cmd_authority_key)
+
+    sp = sub.add_parser(
+        "certificates", help="issue the completion certificates of a base's year into a folder"
+    )
+    sp.add_argument("--base", type=int, required=True, help="base id")
+    sp.add_argument("--year", type=int, required=True, help="plan year")
+    sp.add_argument("--out", required=True, help="output folder for the PDFs")
+    sp.add_argument("--workers", type=int, default=None, help="render processes (default: cores)")
+    sp.set_defaults(func=cmd_certificates)
+
+    sp = keys.add_parser("issuing", help="credential-issuing keys: list, rotate, compromise")
+    sp.add_argument("action", choices=["list", "rotate", "compromise"])
+    sp.add_argument("kid", nargs="?", help="the key (compromise)")
+    sp.add_argument("--at", help="compromised from (ISO time with zone; default now)")
+    sp.add_argument("--reason", default="compromise reported by the operator")
+    sp.set_defaults(func=cmd_issuing_keys)
 
     sp = sub.add_parser("audit", help="re-derive the log and check every hash and checkpoint")
     sp.add_argument(

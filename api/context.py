@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
 from api.settings import Settings
+from certificates.issue import Issuer
 from ledger.completions.pii import KEY_BYTES, PersonalDataVault
 from ledger.keystore import read_secret, write_secret
 from ledger.note import NoteSigner, NoteVerifier
@@ -75,6 +76,7 @@ class Context:
     log: Log
     vault: PersonalDataVault
     kek: bytes
+    _issuer: Issuer | None = field(default=None, repr=False)
 
     @property
     def log_verifier(self) -> NoteVerifier:
@@ -91,6 +93,33 @@ class Context:
             settings, settings.key_encryption_key, "KEY_ENCRYPTION_KEY", "kek.key"
         )
         return cls(settings=settings, db=db, log=Log(settings.origin, signer), vault=vault, kek=kek)
+
+    def issuer(self) -> Issuer:
+        """Certificate issuing (built on first use: it loads the PDF-signing certificate)."""
+        if self._issuer is None:
+            from certificates.pades import DevelopmentPKI, load_signer_from_pkcs12, sign_pdf
+
+            s = self.settings
+            if s.pdf_signer_p12 is not None:
+                password = s.pdf_signer_password
+                pdf_signer = load_signer_from_pkcs12(
+                    s.pdf_signer_p12, None if password is None else password.get_secret_value()
+                )
+            elif s.environment == "production":
+                raise SystemExit(
+                    "CELEDGER_PDF_SIGNER_P12 is not set: production signs certificates with a "
+                    "real certificate, not the development CA"
+                )
+            else:
+                pdf_signer = DevelopmentPKI.load_or_create(s.data_dir / "pki").signer()
+            self._issuer = Issuer(
+                log=self.log,
+                vault=self.vault,
+                kek=self.kek,
+                public_url=s.public_url,
+                sign_pdf=lambda pdf: sign_pdf(pdf, pdf_signer),
+            )
+        return self._issuer
 
     def index_leaves(self) -> int:
         """Bring the leaf-hash lookup index up to date (cheap when there is nothing new)."""

@@ -35,7 +35,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.storage.models import Base, BigInt
 
-__all__ = ["BaseSigningKey", "CompletionBatch", "CompletionRecord", "Person", "Revocation"]
+__all__ = [
+    "BaseSigningKey",
+    "CompletionBatch",
+    "CompletionRecord",
+    "IssuedDocument",
+    "Person",
+    "Revocation",
+]
 
 TZ = DateTime(timezone=True)
 
@@ -145,3 +152,30 @@ class BaseSigningKey(Base):
     added_by: Mapped[str] = mapped_column(ForeignKey("principals.id"))
     retired_at: Mapped[datetime | None] = mapped_column(TZ)
     log_index: Mapped[int] = mapped_column(BigInt, unique=True)
+
+
+class IssuedDocument(Base):
+    """A certificate or transcript as issued: what its QR token and certificate number resolve to.
+
+    A completion certificate's QR carries the record's own token; a transcript gets a fresh
+    token here, resolving to the records it listed.  ``tree_size`` is the signed checkpoint the
+    embedded inclusion proofs were made against.  No personal data: the person is the internal
+    id, the PDF itself is not kept (its SHA-256 is, to recognise an upload of it).
+    """
+
+    __tablename__ = "issued_documents"
+
+    certificate_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: A completion certificate reuses its record's token (reissues share it); a transcript's
+    #: token is its own.
+    token: Mapped[bytes] = mapped_column(LargeBinary(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    #: Space-separated record ids, in print order.
+    records: Mapped[str] = mapped_column(Text)
+    period: Mapped[str] = mapped_column(String(32))
+    kid: Mapped[str] = mapped_column(String(64))
+    tree_size: Mapped[int] = mapped_column(BigInt)
+    issued_at: Mapped[datetime] = mapped_column(TZ)
+    issued_by: Mapped[str] = mapped_column(String(64))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))

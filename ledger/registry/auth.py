@@ -194,6 +194,12 @@ RULES: Final = {
             "over it",
         ),
         _rule(
+            "transcript.issue",
+            {A},
+            "a transcript covering every base is issued by an authority over the jurisdiction "
+            "whose register it extracts (the professional's own access comes with accounts)",
+        ),
+        _rule(
             "base.signing-key",
             {B},
             "a base registers the Ed25519 keys it signs its batches with",
