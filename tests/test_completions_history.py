@@ -3,7 +3,8 @@ supersedes the old one; history is kept and shown; the rules about who, when and
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -176,3 +177,25 @@ def test_execution_summary_counts_current_records(client: Any, ctx: Any) -> None
         ).status_code
         == 400
     )
+
+
+def test_next_plan_carries_the_execution_summary(client: Any, ctx: Any) -> None:
+    """National Art. 22: the year's execution summary goes with the next year's plan."""
+    from ledger.registry import services as sv
+    from tests.test_registry_support import plan_class
+
+    keys = world(ctx)
+    _post(client, keys, record(1), record(2))
+    # A caller that cannot compute the summary (no records at hand) is refused.
+    base = Principal("base:1", "base", "CN-SC-PZH", base=1)
+    spec = sv.ClassSpec("N-1", "新技术", "专业", "面授", Decimal(6), date(DEMO_YEAR + 1, 4, 1),
+                        date(DEMO_YEAR + 1, 4, 1), 10, Decimal(0))  # fmt: skip
+    with pytest.raises(RuleViolation, match=r"plan\.execution-summary"), ctx.db.writer() as s:
+        sv.submit_plan(s, ctx.log, base, 1, DEMO_YEAR + 1, [spec])
+    body = {"year": DEMO_YEAR + 1, "classes": [plan_class("N-1", DEMO_YEAR + 1)]}
+    r = client.post("/api/v1/registry/bases/1/plans", json=body, headers=keys["base:1"])
+    assert r.status_code in (200, 201), r.text
+    payload = prove(client, ctx, r.json()["log_index"], "plan.submitted")
+    summary = payload["execution_summary"]
+    assert summary["year"] == DEMO_YEAR and summary["trainees"] == 2
+    assert summary["classes_run"] == 1 and len(summary["sha256"]) == 64

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from api.auth import PRINCIPAL_DEPENDENCY
 from api.context import Context
 from ledger.canonical import parse_json
+from ledger.completions.services import summary_rows
 from ledger.registry import services as sv
 from ledger.registry.auth import Principal
 from ledger.registry.errors import RuleViolation
@@ -365,10 +366,18 @@ class RegistryController(Controller):
         base_id: FromPath[int],
         data: JSONBody[PlanIn],
     ) -> dict[str, Any]:
-        """Submit the annual plan to the management unit (the base itself)."""
+        """Submit the annual plan to the management unit (the base itself).  Where the policy
+        asks for it, the previous year's execution summary is computed from the base's records
+        and filed with the plan (its key figures are in the ``plan.submitted`` entry)."""
         with ctx.db.writer() as s:
             p = sv.submit_plan(
-                s, ctx.log, actor, base_id, data.year, [c.domain() for c in data.classes]
+                s,
+                ctx.log,
+                actor,
+                base_id,
+                data.year,
+                [c.domain() for c in data.classes],
+                completions=summary_rows,
             )
             return _plan(p, p.submitted_log_index)
 

@@ -1156,9 +1156,16 @@ def submit_plan(
     year: int,
     classes: Sequence[ClassSpec],
     *,
+    completions: Callable[[Session, int, int], Sequence[CompletionRow]] | None = None,
     now: datetime | None = None,
 ) -> Plan:
     """A base submits its annual plan to its management unit (``plan.submitted``).
+
+    Where the policy requires it (national Art. 22, Panzhihua Art. 16) and the base had an
+    approved plan for the previous year, that year's execution summary goes with the plan: it
+    is computed from the base's records (``completions`` gives them: base, year → rows) and its
+    key figures and digest enter the ``plan.submitted`` entry.  Without a way to compute it the
+    submission is refused (rule ``plan.execution-summary``).
 
     Rules: the base is recognised (or under rectification); it has no plan for the year under
     review or approved; every class fits the policy (known category and mode, dates in the
@@ -1193,6 +1200,26 @@ def submit_plan(
         )
     policy = effective_policy(session, base.jurisdiction_code, today)
     _check_classes(policy, year, classes)
+    summary: dict[str, Any] | None = None
+    if policy.plan_filing.execution_summary_required and approved_plan(session, base.id, year - 1):
+        if completions is None:
+            raise RuleViolation(
+                "plan.execution-summary",
+                f"{policy.name} requires the execution summary of {year - 1} with the plan for "
+                f"{year} (年度计划执行情况与下一年度计划一并报送), and it cannot be computed here",
+            )
+        done = execution_summary(
+            session, base.id, year - 1, completions(session, base.id, year - 1)
+        )
+        figures = done.to_json()
+        summary = {
+            "year": year - 1,
+            "sha256": _sha256_hex(canonicalize(figures)),
+            "trainees": figures["trainees"],
+            "classes_run": figures["classes_run"],
+            "classes_planned": figures["classes_planned"],
+            "minimum_met": figures["minimum_met"],
+        }
     revision = 1 if previous is None else previous.revision + 1
     ordered = sorted(classes, key=lambda c: c.code)
     doc = _plan_doc(base.id, year, revision, [_class_doc(c) for c in ordered])
@@ -1250,6 +1277,7 @@ def submit_plan(
             "policy": f"{policy.code}@{policy.version}",
             "by": actor.id,
             "at": _stamp(at),
+            **({} if summary is None else {"execution_summary": summary}),
         },
     )
     return plan
