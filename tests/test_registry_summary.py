@@ -11,10 +11,11 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from certificates.summary_pdf import summary_pdf
 from ledger.policy import PolicyRegistry
 from ledger.registry.demo import DEMO_YEAR, seed_demo
 from ledger.registry.services import execution_summary
-from ledger.registry.summary import CompletionRow, PlannedClass, summarise, to_csv, to_pdf
+from ledger.registry.summary import CompletionRow, PlannedClass, summarise, to_csv
 
 REGISTRY = PolicyRegistry.load_builtin()
 NATIONAL = REGISTRY.effective("CN")
@@ -93,8 +94,10 @@ def test_renderings() -> None:
     header = rows.index(next(r for r in rows if r and r[0] == "code 班次编号"))
     assert [r[0] for r in rows[header + 1 :]] == ["C1", "C2", "C3", "X9"]
 
-    pdf = to_pdf(s)
-    assert pdf.startswith(b"%PDF-") and b"STSong-Light" in pdf and pdf.rstrip().endswith(b"%%EOF")
+    pdf = summary_pdf(s)
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    # The CJK font is embedded (a subset), not left to the reader's machine.
+    assert b"/FontFile2" in pdf and b"STSong-Light" not in pdf
 
 
 _rows = st.lists(
@@ -145,3 +148,13 @@ def test_summary_from_the_registry(ctx: Any) -> None:
     ) == (4, 2, 3, 2)
     assert summary.trainee_count_mode == "person_times" and summary.counted_trainees == 3
     assert empty.classes_planned == 0 and empty.trainee_count_mode == "distinct_people"
+
+
+def test_summary_pdf_text_is_extractable(tmp_path: Any) -> None:
+    import subprocess
+
+    s = _summary(PANZHIHUA)
+    path = tmp_path / "s.pdf"
+    path.write_bytes(summary_pdf(s))
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    assert "年度计划执行情况总结" in text and s.base_name in text

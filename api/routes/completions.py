@@ -29,13 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import PRINCIPAL_DEPENDENCY
 from api.context import Context
 from api.problems import Problem
+from certificates.summary_pdf import summary_pdf
 from ledger.canonical import parse_json
 from ledger.completions import intake
 from ledger.completions import services as cs
 from ledger.errors import FormatError
 from ledger.registry import services as rs
 from ledger.registry.auth import Principal, Scope, require
-from ledger.registry.summary import to_csv, to_pdf
+from ledger.registry.summary import to_csv
 
 __all__ = ["CompletionController", "TemplateController"]
 
@@ -323,7 +324,7 @@ class CompletionController(Controller):
             )
         if fmt == "pdf":
             return Response(
-                to_pdf(summary),
+                summary_pdf(summary, ctx.settings.cjk_font),
                 media_type="application/pdf",
                 headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
             )

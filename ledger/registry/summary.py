@@ -17,7 +17,6 @@ feature records them) and the classes of the approved plan.  Definitions:
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -34,11 +33,9 @@ __all__ = [
     "PlannedClass",
     "summarise",
     "to_csv",
-    "to_pdf",
 ]
 
 _TENTH: Final = Decimal("0.1")
-CJK_FONT: Final = "STSong-Light"
 
 
 @dataclass(frozen=True)
@@ -225,7 +222,7 @@ def summarise(
 _COUNT_MODE_LABEL: Final = {"distinct_people": "名（不重复人数）", "person_times": "人次"}
 
 
-def _key_figures(s: ExecutionSummary) -> list[tuple[str, str]]:
+def key_figures(s: ExecutionSummary) -> list[tuple[str, str]]:
     figures = [
         ("基地 base", f"{s.base_name} ({s.base})"),
         ("年度 year", str(s.year)),
@@ -248,7 +245,7 @@ def _key_figures(s: ExecutionSummary) -> list[tuple[str, str]]:
     return figures
 
 
-_CLASS_HEADER: Final = (
+CLASS_HEADER: Final = (
     "code 班次编号",
     "title 名称",
     "category 科目",
@@ -261,7 +258,7 @@ _CLASS_HEADER: Final = (
 )
 
 
-def _class_cells(c: ClassLine) -> list[str]:
+def class_cells(c: ClassLine) -> list[str]:
     return [
         c.code,
         c.title,
@@ -284,75 +281,8 @@ def to_csv(summary: ExecutionSummary) -> str:
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["item 项目", "value 数值"])
-    writer.writerows(_key_figures(summary))
+    writer.writerows(key_figures(summary))
     writer.writerow([])
-    writer.writerow(_CLASS_HEADER)
-    writer.writerows(_class_cells(c) for c in summary.classes)
+    writer.writerow(CLASS_HEADER)
+    writer.writerows(class_cells(c) for c in summary.classes)
     return out.getvalue()
-
-
-def to_pdf(summary: ExecutionSummary) -> bytes:
-    """The summary as an A4 PDF, set in the CJK font ``STSong-Light`` (a reportlab CID font:
-    the reader supplies the glyphs, so nothing is embedded)."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-    title = ParagraphStyle("title", fontName=CJK_FONT, fontSize=16, leading=22, spaceAfter=6)
-    body = ParagraphStyle("body", fontName=CJK_FONT, fontSize=8.5, leading=11)
-    grid = TableStyle(
-        [
-            ("FONTNAME", (0, 0), (-1, -1), CJK_FONT),
-            ("FONTSIZE", (0, 0), (-1, -1), 8.5),
-            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]
-    )
-
-    def cell(text: str) -> Paragraph:
-        # Paragraph wraps long titles; its mini-markup needs &, < and > escaped.
-        return Paragraph(html.escape(text, quote=False), body)
-
-    buf = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buf,
-        pagesize=landscape(A4),
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=15 * mm,
-        title=f"{summary.base_name} {summary.year} 年度计划执行情况总结",
-        author="CE Ledger",
-    )
-    figures = Table(
-        [[cell(k), cell(v)] for k, v in _key_figures(summary)], colWidths=[70 * mm, 150 * mm]
-    )
-    figures.setStyle(grid)
-    classes = Table(
-        [[cell(h) for h in _CLASS_HEADER]]
-        + [[cell(v) for v in _class_cells(c)] for c in summary.classes],
-        repeatRows=1,
-    )
-    classes.setStyle(
-        TableStyle([*grid.getCommands(), ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke)])
-    )
-    doc.build(
-        [
-            Paragraph(
-                html.escape(
-                    f"{summary.base_name} {summary.year} 年度计划执行情况总结", quote=False
-                ),
-                title,
-            ),
-            figures,
-            Spacer(1, 6 * mm),
-            classes,
-        ]
-    )
-    return buf.getvalue()
