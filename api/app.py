@@ -9,8 +9,10 @@ import anyio
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.types import Message, Scope
 
 from api.context import Context
 from api.problems import EXCEPTION_HANDLERS
@@ -19,6 +21,7 @@ from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
 from api.routes.log import LogController
 from api.routes.registry import RegistryController
+from api.routes.verify import VerifyController
 from api.settings import Settings
 
 HOME_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -30,6 +33,35 @@ HOME_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <li><a href="/schema">API reference (OpenAPI)</a></li>
 <li><a href="/log/checkpoint">Latest signed checkpoint</a> · tiles under <code>/log/tile/</code></li>
 </ul></body></html>"""
+
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    # A token URL must never travel to another site in a Referer header.
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+def _is_public_verification(path: str) -> bool:
+    return path.startswith(("/V/", "/v/", "/api/v1/verify", "/verify"))
+
+
+async def _security_headers(message: Message, scope: Scope) -> None:
+    if message["type"] == "http.response.start":
+        path = scope.get("path", "")
+        if path.startswith("/schema"):
+            return  # the API browser loads its own scripts and styles
+        headers = list(message.get("headers", []))
+        names = {k.lower() for k, _ in headers}
+        headers += [(k, v) for k, v in _SECURITY_HEADERS if k not in names]
+        message["headers"] = headers
 
 
 def create_app(settings: Settings, context: Context | None = None) -> Litestar:
@@ -59,6 +91,15 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         if context is None:
             ctx.close()
 
+    # Public verification is the most exposed surface: one client may not hammer it.  The
+    # limit is per process (in-memory store); behind several replicas the front proxy's own
+    # limit is the global one.
+    rate_limit = RateLimitConfig(
+        rate_limit=("minute", settings.verify_rate_per_minute),
+        check_throttle_handler=lambda request: _is_public_verification(request.url.path),
+        set_rate_limit_headers=True,
+    )
+
     logging.getLogger("celedger").setLevel(settings.log_level)
     app = Litestar(
         route_handlers=[
@@ -69,6 +110,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             TemplateController,
             CertificateController,
             KeysController,
+            VerifyController,
             home,
             healthz,
         ],
@@ -83,6 +125,8 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
         ),
         on_shutdown=[_shutdown],
+        middleware=[rate_limit.middleware],
+        before_send=[_security_headers],
         after_response=_after_write,
         state=State({"ctx": ctx}),
         debug=False,

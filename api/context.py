@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from api.settings import Settings
 from certificates.issue import Issuer
+from certificates.verifier import OnlineVerifier
 from ledger.completions.pii import KEY_BYTES, PersonalDataVault
 from ledger.keystore import read_secret, write_secret
 from ledger.note import NoteSigner, NoteVerifier
@@ -77,6 +78,20 @@ class Context:
     vault: PersonalDataVault
     kek: bytes
     _issuer: Issuer | None = field(default=None, repr=False)
+    _verifier: OnlineVerifier | None = field(default=None, repr=False)
+
+    def verifier(self) -> OnlineVerifier:
+        """Online verification of scanned tokens (see ``certificates.verifier``)."""
+        if self._verifier is None:
+            self._verifier = OnlineVerifier(
+                log=self.log,
+                log_verifier=self.log_verifier,
+                origin=self.settings.origin,
+                vault=self.vault,
+                public_url=self.settings.public_url,
+                kek=self.kek,
+            )
+        return self._verifier
 
     @property
     def log_verifier(self) -> NoteVerifier:

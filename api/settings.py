@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         "development CA generated under <data_dir>/pki",
     )
     pdf_signer_password: SecretStr | None = None
+    verify_rate_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="requests per minute one client may make to the public verification routes",
+    )
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_batch_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,280 @@
+"""Public verification: the QR code's landing page, the JSON API, match / no match, PDF upload.
+
+No account, no JavaScript.  ``GET /V/{token}`` is what a phone camera opens (the token URL is
+upper case so the QR can use alphanumeric mode; ``/v/`` works too): a page in Chinese
+(``?lang=en`` for English) with the verdict and the named checks.  The same report is JSON at
+``GET /api/v1/verify/{token}``.  Only masked personal data is shown; a verifier who types the
+holder's full name or ID number (POST, never in a URL) is told match / no match.
+
+Abuse: per-client rate limits on these routes (``CELEDGER_VERIFY_RATE_PER_MINUTE``), tokens of
+128 random bits plus a signature (nothing to enumerate), no personal data in URLs or logs,
+``Referrer-Policy: no-referrer`` so a token never leaks to another site, and short caching
+(a revocation must show within a minute).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any, Final, Literal
+
+import anyio
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.context import Context
+from verification.report import Report
+
+__all__ = ["VerifyController", "render_page"]
+
+Lang = Annotated[Literal["zh", "en"], QueryParameter(name="lang")]
+_MAX_TOKEN: Final = 400
+# Results can change (a revocation), so caches may keep them only briefly.
+_SHORT: Final = CacheControlHeader(max_age=60, public=True)
+
+_CSS: Final = (
+    "body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;"
+    "max-width:40rem;margin:0 auto;padding:1rem;line-height:1.6;color:#1a1a1a}"
+    ".verdict{padding:1rem;border-radius:.5rem;font-size:1.25rem;font-weight:700;margin:1rem 0}"
+    ".ok{background:#e6f4ea;border:2px solid #1e8e3e}.bad{background:#fce8e6;border:2px solid #d93025}"
+    ".warn{background:#fef7e0;border:2px solid #f9ab00}"
+    "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;"
+    "text-align:left;vertical-align:top}th{width:7.5rem;color:#555;font-weight:400}"
+    "li{margin:.3rem 0}.y{color:#1e8e3e}.n{color:#d93025}.q{color:#777}"
+    "form{margin-top:1.5rem;padding:1rem;background:#f6f6f6;border-radius:.5rem}"
+    "input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box;margin:.2rem 0 .6rem}"
+    "button{font-size:1rem;padding:.5rem 1rem}small{color:#666}"
+)
+
+_LABELS: Final = {
+    "zh": {
+        "title": "继续教育学时证明核验",
+        "checks": "核验项目",
+        "holder": "持有人",
+        "id": "身份证号",
+        "base": "培训基地",
+        "class": "培训项目",
+        "category": "科目类别",
+        "hours": "学时",
+        "dates": "培训日期",
+        "result": "考核结果",
+        "ledger": "账本位置",
+        "match": "核对持有人（输入完整姓名或身份证号，仅返回是否一致）",
+        "name": "姓名",
+        "submit": "核对",
+        "yes": "一致",
+        "no": "不一致",
+        "other": "English",
+        "upload": "上传PDF证书核验",
+    },
+    "en": {
+        "title": "Continuing-education certificate verification",
+        "checks": "Checks",
+        "holder": "Holder",
+        "id": "ID number",
+        "base": "Base",
+        "class": "Class",
+        "category": "Category",
+        "hours": "Hours (学时)",
+        "dates": "Dates",
+        "result": "Result",
+        "ledger": "Ledger entry",
+        "match": "Check the holder (type the full name or ID number; you only learn match / no match)",
+        "name": "Name",
+        "submit": "Check",
+        "yes": "match",
+        "no": "no match",
+        "other": "中文",
+        "upload": "Verify an uploaded PDF",
+    },
+}
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def render_page(
+    report: Report,
+    lang: str,
+    *,
+    action: str | None = None,
+    matched: dict[str, str] | None = None,
+    switch: str = "",
+) -> str:
+    """The verdict page (also used for an uploaded PDF's report)."""
+    t = _LABELS[lang]
+    cls = "ok" if report.ok else ("warn" if report.verdict == "superseded" else "bad")
+    checks = "".join(
+        f'<li><span class="{"y" if c.ok else ("q" if c.ok is None else "n")}">'
+        f"{'✓' if c.ok else ('–' if c.ok is None else '✗')}</span> "
+        f"<b>{_e(c.id)}</b>: {_e(c.zh if lang == 'zh' else c.en)}</li>"
+        for c in report.checks
+    )
+    rows = ""
+    for r in report.records:
+        rows += (
+            "<table>"
+            f"<tr><th>{t['holder']}</th><td>{_e(r['holder']['name'])}</td></tr>"
+            f"<tr><th>{t['id']}</th><td>{_e(r['holder']['id_number'])}</td></tr>"
+            f"<tr><th>{t['base']}</th><td>{_e(r['base'])}</td></tr>"
+            f"<tr><th>{t['class']}</th><td>{_e(r['class_title'])} ({_e(r['class_code'])})</td></tr>"
+            f"<tr><th>{t['category']}</th><td>{_e(r['category'])} · {_e(r['mode'])}</td></tr>"
+            f"<tr><th>{t['hours']}</th><td>{_e(r['hours'])}</td></tr>"
+            f"<tr><th>{t['dates']}</th><td>{_e(r['start'])} – {_e(r['end'])}</td></tr>"
+            f"<tr><th>{t['result']}</th><td>{_e(r['result'])}</td></tr>"
+            f"<tr><th>{t['ledger']}</th><td>#{_e(r['ledger_index'])} <small>{_e(r['record'])}</small></td></tr>"
+            "</table>"
+        )
+    notes = "".join(f"<p>{_e(z if lang == 'zh' else en)}</p>" for z, en in report.notes)
+    match_block = ""
+    if action is not None and report.records:
+        answers = ""
+        if matched:
+            answers = (
+                "<p>"
+                + " · ".join(
+                    f"{t['name'] if k == 'name' else t['id']}: "
+                    f'<b class="{"y" if v == "match" else "n"}">{t["yes"] if v == "match" else t["no"]}</b>'
+                    for k, v in matched.items()
+                )
+                + "</p>"
+            )
+        match_block = (
+            f'<form method="post" action="{_e(action)}"><p>{t["match"]}</p>{answers}'
+            f'<label>{t["name"]}<input name="name" autocomplete="off"></label>'
+            f'<label>{t["id"]}<input name="id_number" autocomplete="off" inputmode="text"></label>'
+            f'<button type="submit">{t["submit"]}</button></form>'
+        )
+    return (
+        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{t['title']}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{t['title']}</h1>"
+        f'<div class="verdict {cls}" id="verdict" data-verdict="{_e(report.verdict)}">'
+        f"{_e(report.headline(lang))}</div>{notes}{rows}"
+        f"<h2>{t['checks']}</h2><ul>{checks}</ul>{match_block}"
+        f'<p><small><a href="{_e(switch)}">{t["other"]}</a> · '
+        f'<a href="/verify">{t["upload"]}</a></small></p>'
+        "</body></html>"
+    )
+
+
+class MatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    name: Annotated[str | None, Field(default=None, max_length=60)] = None
+    id_number: Annotated[str | None, Field(default=None, max_length=40)] = None
+
+
+def _clip(token: str) -> str:
+    if len(token) > _MAX_TOKEN:
+        return token[:_MAX_TOKEN]  # too long to be a token: verified (and refused) as is
+    return token
+
+
+class VerifyController(Controller):
+    tags = ("verification",)
+
+    def _report(self, ctx: Context, token: str) -> Report:
+        with ctx.db.reader() as s:
+            return ctx.verifier().verify(s, _clip(token))
+
+    @get(
+        ["/V/{token:str}", "/v/{token:str}"],
+        cache_control=_SHORT,
+        media_type="text/html; charset=utf-8",
+    )
+    async def landing(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[Context],
+        token: FromPath[str],
+        lang: Lang = "zh",
+    ) -> Response[str]:
+        """The QR code's landing page: verdict and checks, masked data, no JavaScript."""
+        report = await anyio.to_thread.run_sync(self._report, ctx, token)
+        other = "en" if lang == "zh" else "zh"
+        return Response(
+            render_page(
+                report,
+                lang,
+                action=request.url.path + f"?lang={lang}",
+                switch=f"{request.url.path}?lang={other}",
+            ),
+            media_type="text/html; charset=utf-8",
+        )
+
+    # (Handlers with several paths are async and offload by hand: Litestar's sync_to_thread
+    # wrapper is not awaited for them.)
+    @post(
+        ["/V/{token:str}", "/v/{token:str}"],
+        status_code=200,
+        media_type="text/html; charset=utf-8",
+        cache_control=CacheControlHeader(no_store=True),
+    )
+    async def page_match(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[Context],
+        token: FromPath[str],
+        data: Annotated[MatchIn, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        lang: Lang = "zh",
+    ) -> Response[str]:
+        """The page's match form: match / no match, never the data."""
+
+        def work() -> tuple[Report, dict[str, str]]:
+            report = self._report(ctx, token)
+            with ctx.db.reader() as s:
+                try:
+                    matched = ctx.verifier().match(
+                        s, _clip(token), data.name or None, data.id_number or None
+                    )
+                except LookupError:
+                    matched = {}
+            return report, matched
+
+        report, matched = await anyio.to_thread.run_sync(work)
+        other = "en" if lang == "zh" else "zh"
+        return Response(
+            render_page(
+                report,
+                lang,
+                action=request.url.path + f"?lang={lang}",
+                matched=matched,
+                switch=f"{request.url.path}?lang={other}",
+            ),
+            media_type="text/html; charset=utf-8",
+        )
+
+    @get("/api/v1/verify/{token:str}", sync_to_thread=True, cache_control=_SHORT)
+    def api(self, ctx: NamedDependency[Context], token: FromPath[str]) -> dict[str, Any]:
+        """The verification report as JSON: ``verdict`` (valid, valid-base-revoked-later,
+        revoked, superseded, key-compromised, unknown, forged), named ``checks`` (signature,
+        key-status, ledger-inclusion, record-status, base-recognised) with reasons, masked
+        record data."""
+        return self._report(ctx, token).to_json()
+
+    @post(
+        "/api/v1/verify/{token:str}/match",
+        sync_to_thread=True,
+        status_code=200,
+        cache_control=CacheControlHeader(no_store=True),
+    )
+    def api_match(
+        self, ctx: NamedDependency[Context], token: FromPath[str], data: JSONBody[MatchIn]
+    ) -> dict[str, str]:
+        """Whether a typed full name and/or ID number are the holder's: match / no-match."""
+        from api.problems import Problem
+
+        if data.name is None and data.id_number is None:
+            raise Problem(400, "match.empty", "give name, id_number or both")
+        with ctx.db.reader() as s:
+            try:
+                return ctx.verifier().match(s, _clip(token), data.name, data.id_number)
+            except LookupError as exc:
+                raise Problem(404, "match.unknown", str(exc)) from None

@@ -1,0 +1,387 @@
+"""Online verification of a scanned token: the checks, from the ledger as it stands now.
+
+``verify`` answers a `verification.report.Report` for any text (never raises for bad input:
+an unreadable token is the verdict "unknown", a bad signature "forged").  Checks, in order:
+
+* ``signature``   — the token is signed by a published issuing key;
+* ``key-status``  — that key was good when the token was issued (not retired, not compromised);
+* ``record-status`` — the record (or every record of a transcript) is current: not revoked, not
+  superseded by a correction;
+* ``ledger-inclusion`` — each record's entry is in the tree of the latest signed checkpoint
+  (inclusion proof checked against the checkpoint's signature);
+* ``base-recognised`` — the base was recognised on every training day (a base revoked *after*
+  the training does not void it: shown as a note).
+
+Only masked personal data leaves this module; ``match`` answers match / no match for a name or
+ID number a verifier typed, never the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import merkle
+from ledger.checkpoint import open_checkpoint
+from ledger.completions.models import CompletionRecord, IssuedDocument, Person, Revocation
+from ledger.completions.pii import PersonalDataVault, commitment
+from ledger.completions.rules import OperatingDays
+from ledger.errors import LedgerError
+from ledger.identity import IdentityError, mask_id, mask_name, validate_id_number
+from ledger.issuing import active_signer, keyset
+from ledger.keyset import KeySet
+from ledger.note import NoteVerifier
+from ledger.registry.models import BaseRecord, BaseStatusEvent, PlanClass
+from ledger.registry.services import OPERATING_STATUSES, aware, local_date
+from ledger.storage.log import Log
+from verification.errors import (
+    KeyCompromisedError,
+    KeyResolutionError,
+    SignatureError,
+    TokenFormatError,
+    VerificationError,
+)
+from verification.report import Check, Report, decide
+from verification.token import TokenClaims, issue_token, token_from_url, token_url, verify_token
+
+__all__ = ["OnlineVerifier"]
+
+
+def _hours(tenths: int) -> str:
+    return f"{tenths // 10}.{tenths % 10}"
+
+
+@dataclass
+class OnlineVerifier:
+    log: Log
+    log_verifier: NoteVerifier
+    origin: str
+    vault: PersonalDataVault
+    public_url: str
+    kek: bytes
+
+    # -- the token --------------------------------------------------------------------------
+
+    def _token(self, text: str, ks: KeySet) -> tuple[TokenClaims | None, list[Check]]:
+        try:
+            token = token_from_url(text) if "/" in text else text
+            claims = verify_token(token, ks)
+        except TokenFormatError:
+            return None, [
+                Check(
+                    "token",
+                    False,
+                    "这不是本系统签发的二维码内容",
+                    "not a token this service issues",
+                )
+            ]
+        except KeyCompromisedError as exc:
+            return None, [
+                Check(
+                    "signature", None, "签名未检查：签发密钥已泄露", "not checked: key compromised"
+                ),
+                Check(
+                    "key-status",
+                    False,
+                    "签发密钥已被标记泄露，此证明签发于泄露时间之后",
+                    f"the issuing key was compromised before this was signed ({exc})",
+                    "compromised",
+                ),
+            ]
+        except KeyResolutionError as exc:
+            return None, [
+                Check("signature", False, "签名密钥不在已公布的密钥中或已停用", f"{exc}"),
+                Check(
+                    "key-status",
+                    False,
+                    "签发密钥无效",
+                    "the issuing key is not valid for it",
+                    "unknown",
+                ),
+            ]
+        except (SignatureError, VerificationError):
+            return None, [
+                Check(
+                    "signature",
+                    False,
+                    "签名不符：二维码内容被篡改或并非本系统签发",
+                    "the signature does not match: altered, or not issued here",
+                ),
+            ]
+        return claims, [
+            Check(
+                "signature",
+                True,
+                "签名有效（已公布的签发密钥）",
+                f"signed by published issuing key {claims.kid}",
+            ),
+            Check(
+                "key-status", True, "签发时密钥有效", "the key was valid when it signed", "active"
+            ),
+        ]
+
+    # -- the records ------------------------------------------------------------------------
+
+    def _inclusion(self, session: Session, records: Sequence[CompletionRecord]) -> Check:
+        cp_row = Log.latest_checkpoint(session)
+        if cp_row is None:
+            return Check(
+                "ledger-inclusion", False, "账本尚无已签名的检查点", "no signed checkpoint"
+            )
+        try:
+            cp, _ = open_checkpoint(cp_row.note, self.origin, [self.log_verifier])
+            for r in records:
+                entry = Log.entry(session, r.log_index)
+                if entry is None or f'"record":"{r.id}"'.encode() not in entry:
+                    raise LedgerError(f"entry {r.log_index} is not record {r.id}")
+                proof = self.log.inclusion_proof(session, r.log_index, cp.size)
+                merkle.verify_inclusion(
+                    merkle.leaf_hash(entry), r.log_index, cp.size, proof, cp.root_hash
+                )
+        except LedgerError as exc:
+            return Check("ledger-inclusion", False, "账本包含证明不成立", f"inclusion fails: {exc}")
+        where = ", ".join(str(r.log_index) for r in records)
+        return Check(
+            "ledger-inclusion",
+            True,
+            f"已登记在账本第 {where} 条，包含于最新签名检查点（共 {cp.size} 条）",
+            f"entry {where} is in the latest signed checkpoint (size {cp.size})",
+        )
+
+    def _status(
+        self, session: Session, records: Sequence[CompletionRecord]
+    ) -> tuple[Check, list[tuple[str, str]]]:
+        notes: list[tuple[str, str]] = []
+        for r in records:
+            revocation = session.get(Revocation, r.id)
+            if revocation is not None:
+                day = local_date(aware(revocation.at))
+                return Check(
+                    "record-status",
+                    False,
+                    f"记录 {r.id} 已于 {day} 被撤销（原因类别：{revocation.reason_code}）",
+                    f"record {r.id} was revoked on {day} (reason: {revocation.reason_code})",
+                    "revoked",
+                ), notes
+            successor = session.scalar(
+                select(CompletionRecord).where(CompletionRecord.supersedes == r.id)
+            )
+            if successor is not None:
+                while (
+                    nxt := session.scalar(
+                        select(CompletionRecord).where(CompletionRecord.supersedes == successor.id)
+                    )
+                ) is not None:
+                    successor = nxt
+                link = self._link(session, successor)
+                notes.append((f"最新记录：{link}", f"current record: {link}"))
+                return Check(
+                    "record-status",
+                    False,
+                    f"记录 {r.id} 已被更正，最新记录为 {successor.id}",
+                    f"record {r.id} was superseded by a correction: {successor.id}",
+                    "superseded",
+                ), notes
+        return Check(
+            "record-status",
+            True,
+            "记录现行有效（未撤销、未更正）",
+            "the record is current (not revoked, not corrected)",
+            "current",
+        ), notes
+
+    def _link(self, session: Session, record: CompletionRecord) -> str:
+        """A verification link for the current version (signed now; no enumeration: only a
+        holder of the old token learns it)."""
+        try:
+            signer = active_signer(session, self.kek)
+        except LedgerError:
+            return record.id
+        claims = TokenClaims(
+            bytes(record.token), record.log_index, int(datetime.now(UTC).timestamp()), signer.kid
+        )
+        return token_url(self.public_url, issue_token(claims, signer))
+
+    def _recognised(
+        self, session: Session, records: Sequence[CompletionRecord]
+    ) -> tuple[Check, bool]:
+        later = False
+        for r in records:
+            events = session.execute(
+                select(BaseStatusEvent.at, BaseStatusEvent.to_status)
+                .where(BaseStatusEvent.base_id == r.base_id)
+                .order_by(BaseStatusEvent.log_index)
+            ).all()
+            days = OperatingDays.from_events(
+                [(local_date(aware(at)), st) for at, st in events], OPERATING_STATUSES
+            )
+            if not days.covers(r.start_date, r.end_date):
+                return Check(
+                    "base-recognised",
+                    False,
+                    f"培训日期 {r.start_date}–{r.end_date} 基地不在认定有效期内",
+                    "the base was not recognised on every training day",
+                ), False
+            base = session.get(BaseRecord, r.base_id)
+            if base is not None and base.status not in OPERATING_STATUSES:
+                later = True
+        if later:
+            return Check(
+                "base-recognised",
+                True,
+                "培训时基地资格有效；基地资格已于培训之后被撤销",
+                "recognised on the training days; its recognition was revoked later",
+            ), True
+        return Check(
+            "base-recognised",
+            True,
+            "培训期间基地为认定的继续教育基地",
+            "the base was recognised on every training day",
+        ), False
+
+    def _describe(self, session: Session, r: CompletionRecord) -> dict[str, Any]:
+        base = session.get(BaseRecord, r.base_id)
+        title = session.scalar(
+            select(PlanClass.title).where(
+                PlanClass.plan_id == r.plan_id, PlanClass.code == r.class_code
+            )
+        )
+        holder = {"name": "（已删除）", "id_number": "（已删除）"}
+        person = session.get(Person, r.person_id)
+        if person is not None and person.sealed is not None:
+            data = self.vault.open(person.sealed, person.lookup)
+            holder = {"name": mask_name(data["name"]), "id_number": mask_id(data["id_number"])}
+        return {
+            "record": r.id,
+            "holder": holder,
+            "base": base.title if base else f"base:{r.base_id}",
+            "class_code": r.class_code,
+            "class_title": title or r.class_code,
+            "year": r.year,
+            "category": r.category,
+            "mode": r.mode,
+            "hours": _hours(r.hours_tenths),
+            "start": r.start_date.isoformat(),
+            "end": r.end_date.isoformat(),
+            "result": r.result,
+            "ledger_index": r.log_index,
+        }
+
+    def _resolve(
+        self, session: Session, claims: TokenClaims
+    ) -> tuple[str, list[CompletionRecord], IssuedDocument | None]:
+        record = session.scalar(
+            select(CompletionRecord).where(CompletionRecord.token == claims.record_token)
+        )
+        if record is not None:
+            return (
+                ("completion" if record.log_index == claims.ledger_index else "mismatch"),
+                [record],
+                None,
+            )
+        doc = session.scalar(
+            select(IssuedDocument).where(
+                IssuedDocument.token == claims.record_token, IssuedDocument.kind == "transcript"
+            )
+        )
+        if doc is None:
+            return "unknown", [], None
+        ids = doc.records.split()
+        rows = [session.get(CompletionRecord, i) for i in ids]
+        return "transcript", [r for r in rows if r is not None], doc
+
+    def verify(self, session: Session, text: str) -> Report:
+        claims, checks = self._token(text.strip(), keyset(session))
+        if claims is None:
+            return Report(decide(checks), tuple(checks))
+        kind, records, doc = self._resolve(session, claims)
+        if kind == "unknown":
+            checks.append(
+                Check(
+                    "record-status",
+                    None,
+                    "没有与此二维码对应的记录",
+                    "no record answers to this token",
+                    "unknown",
+                )
+            )
+            return Report(decide(checks), tuple(checks))
+        if kind == "mismatch":
+            checks.append(
+                Check(
+                    "ledger-inclusion",
+                    False,
+                    "二维码中的账本位置与记录不符",
+                    "the token's ledger index is not the record's",
+                )
+            )
+            checks.append(Check("record-status", None, "未检查", "not checked", "mismatch"))
+            return Report(decide(checks), tuple(checks))
+        status, notes = self._status(session, records)
+        inclusion = self._inclusion(session, records)
+        recognised, later = self._recognised(session, records)
+        checks += [inclusion, status, recognised]
+        document: dict[str, Any] = {
+            "kind": kind,
+            "issued_at": claims.issued_at_datetime.isoformat(),
+        }
+        if doc is not None:
+            document |= {
+                "certificate_number": doc.certificate_number,
+                "period": doc.period,
+                "records": len(records),
+            }
+        return Report(
+            decide(checks, base_revoked_later=later),
+            tuple(checks),
+            document,
+            tuple(self._describe(session, r) for r in records),
+            tuple(notes),
+        )
+
+    # -- match / no match -------------------------------------------------------------------
+
+    def match(
+        self, session: Session, text: str, name: str | None, id_number: str | None
+    ) -> dict[str, str]:
+        """Whether the holder is the person a verifier typed: per field "match" / "no-match"
+        (an ID number that is not valid is simply "no-match")."""
+        claims, _ = self._token(text.strip(), keyset(session))
+        if claims is None:
+            raise LookupError("not a valid token")
+        _, records, _ = self._resolve(session, claims)
+        if not records:
+            raise LookupError("no record answers to this token")
+        person = session.get(Person, records[0].person_id)
+        if person is None or person.sealed is None:
+            raise LookupError("the holder's data was erased")
+        data = self.vault.open(person.sealed, person.lookup)
+        out: dict[str, str] = {}
+        if name is not None:
+            same = unicodedata.normalize("NFC", name.strip()) == data["name"]
+            out["name"] = "match" if same else "no-match"
+        if id_number is not None:
+            try:
+                typed = validate_id_number(id_number)
+            except IdentityError:
+                typed = ""
+            r = records[0]
+            # Compared through the record's public commitment: the same answer anyone holding
+            # the salt could compute, and constant-time.
+            same = r.salt is not None and hmac.compare_digest(
+                commitment(r.salt, typed) if typed else "", r.subject
+            )
+            out["id_number"] = "match" if same else "no-match"
+        return out
+
+
+def pdf_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

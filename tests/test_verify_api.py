@@ -1,0 +1,199 @@
+"""Public verification through HTTP (HTML and JSON), on SQLite and PostgreSQL: every verdict,
+forgeries, match / no match, and the abuse protections."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from ledger.issuing import active_signer, mark_compromised
+from ledger.registry.demo import DEMO_YEAR
+from tests.completions_support import BATCHES, ETHICS, batch, id_number, record, world
+from verification.token import TokenClaims, issue_token, token_url
+
+CITY = "authority:CN-SC-PZH"
+
+
+def _issue(client: Any, keys: dict[str, dict[str, str]], rid: str) -> str:
+    r = client.post(f"/api/v1/completions/{rid}/certificate?format=json", headers=keys["base:1"])
+    assert r.status_code == 201, r.text
+    return str(r.json()["verify_url"])
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _verdict(client: Any, url: str) -> dict[str, Any]:
+    token = _path(url).rsplit("/", 1)[1]
+    j = client.get(f"/api/v1/verify/{token}")
+    assert j.status_code == 200, j.text
+    page = client.get(_path(url))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f'data-verdict="{j.json()["verdict"]}"' in page.text
+    assert "<script" not in page.text
+    body: dict[str, Any] = j.json()
+    return body
+
+
+def _post(client: Any, keys: dict[str, dict[str, str]], *rows: dict[str, Any]) -> list[str]:
+    r = client.post(BATCHES, json=batch("v", *rows), headers=keys["base:1"])
+    assert r.status_code == 201, r.text
+    return [x["record"] for x in r.json()["records"]]
+
+
+def test_valid_then_revoked(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1))
+    url = _issue(client, keys, rid)
+    report = _verdict(client, url)
+    assert report["verdict"] == "valid" and report["valid"] is True
+    assert [c["id"] for c in report["checks"]] == [
+        "signature", "key-status", "ledger-inclusion", "record-status", "base-recognised",
+    ]  # fmt: skip
+    assert all(c["ok"] for c in report["checks"])
+    shown = report["records"][0]
+    assert shown["holder"]["name"] == "张*甲" and shown["holder"]["id_number"].count("*") == 16
+    assert shown["hours"] == "24.0" and shown["record"] == rid
+    page = client.get(_path(url)).text
+    assert "有效" in page and id_number(1) not in page and "张二甲" not in page
+    assert "Valid" in client.get(_path(url) + "?lang=en").text
+    assert client.get(_path(url).replace("/V/", "/v/")).status_code == 200
+    client.post(f"/api/v1/completions/{rid}/revocation",
+                json={"reason_code": "fraud", "reason": "查实未参训"}, headers=keys[CITY])  # fmt: skip
+    report = _verdict(client, url)
+    assert report["verdict"] == "revoked" and report["valid"] is False
+    status = next(c for c in report["checks"] if c["id"] == "record-status")
+    assert status["outcome"] == "revoked" and "fraud" in status["reason"]["en"]
+    assert "查实未参训" not in str(report)  # the free-text reason stays internal
+
+
+def test_superseded_links_to_the_current_version(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1, hours="20"))
+    url = _issue(client, keys, rid)
+    fix = client.post(f"/api/v1/completions/{rid}/corrections",
+                      json={"reason": "学时有误", "changes": {"hours": "24"}}, headers=keys["base:1"])  # fmt: skip
+    assert fix.status_code == 201
+    report = _verdict(client, url)
+    assert report["verdict"] == "superseded"
+    link = report["notes"][0]["en"].split("current record: ")[1]
+    current = _verdict(client, link)
+    assert current["verdict"] == "valid" and current["records"][0]["hours"] == "24.0"
+
+
+def test_base_revoked_after_the_training_still_valid(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1))
+    url = _issue(client, keys, rid)
+    r = client.post("/api/v1/registry/bases/1/revoke", json={"reason": "年检不合格，取消资格"},
+                    headers=keys[CITY])  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    report = _verdict(client, url)
+    assert report["verdict"] == "valid-base-revoked-later" and report["valid"] is True
+    check = next(c for c in report["checks"] if c["id"] == "base-recognised")
+    assert check["ok"] is True and "revoked later" in check["reason"]["en"]
+
+
+def test_key_compromised_and_forgeries(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    rid, other = _post(client, keys, record(1), record(2))
+    url = _issue(client, keys, rid)
+    token = _path(url).rsplit("/", 1)[1]
+    # One character changed, anywhere: never valid.
+    for i in (0, len(token) // 2, len(token) - 5):
+        swapped = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
+        assert _verdict(client, f"/V/{swapped}")["verdict"] in ("forged", "unknown")
+    # Not a token at all; a well-signed token for no record.
+    assert _verdict(client, "/V/HELLO")["verdict"] == "unknown"
+    with ctx.db.reader() as s:
+        signer = active_signer(s, ctx.kek)
+    ghost = TokenClaims(secrets.token_bytes(16), 3, int(datetime.now(UTC).timestamp()), signer.kid)
+    assert (
+        _verdict(client, token_url("http://x", issue_token(ghost, signer)))["verdict"] == "unknown"
+    )
+    # A token signed by a key nobody published.
+    from ledger.keyset import IssuingSigner
+
+    rogue = IssuingSigner.generate()
+    forged = TokenClaims(secrets.token_bytes(16), 3, int(datetime.now(UTC).timestamp()), rogue.kid)
+    assert (
+        _verdict(client, token_url("http://x", issue_token(forged, rogue)))["verdict"] == "forged"
+    )
+    # The QR of one record with the ledger position of another.
+    with ctx.db.reader() as s:
+        from ledger.completions.models import CompletionRecord
+
+        a = s.get(CompletionRecord, rid)
+        b = s.get(CompletionRecord, other)
+        assert a is not None and b is not None
+        mixed = TokenClaims(
+            bytes(a.token), b.log_index, int(datetime.now(UTC).timestamp()), signer.kid
+        )
+    assert (
+        _verdict(client, token_url("http://x", issue_token(mixed, signer)))["verdict"] == "forged"
+    )
+    # The issuing key is compromised from an hour ago: what it signed since is refused.
+    with ctx.db.writer() as s:
+        mark_compromised(s, ctx.log, signer.kid, datetime.now(UTC) - timedelta(hours=1), "leak")
+    report = _verdict(client, url)
+    assert report["verdict"] == "key-compromised"
+    assert next(c for c in report["checks"] if c["id"] == "key-status")["outcome"] == "compromised"
+
+
+def test_transcript_token(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    rid, _ = _post(client, keys, record(1), record(1, class_code=ETHICS, category="公需",
+                   start=f"{DEMO_YEAR}-03-10", end=f"{DEMO_YEAR}-03-10", hours="6", fee_yuan="0"))  # fmt: skip
+    r = client.post("/api/v1/transcripts?format=json",
+                    json={"id_number": id_number(1), "years": [DEMO_YEAR]}, headers=keys[CITY])  # fmt: skip
+    assert r.status_code == 201, r.text
+    url = r.json()["verify_url"]
+    report = _verdict(client, url)
+    assert report["verdict"] == "valid" and report["document"]["kind"] == "transcript"
+    assert len(report["records"]) == 2
+    client.post(f"/api/v1/completions/{rid}/revocation",
+                json={"reason_code": "error", "reason": "x"}, headers=keys[CITY])  # fmt: skip
+    assert _verdict(client, url)["verdict"] == "revoked"
+
+
+def test_match_no_match_never_the_data(client: Any, ctx: Any) -> None:
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1))
+    url = _issue(client, keys, rid)
+    token = _path(url).rsplit("/", 1)[1]
+    api = f"/api/v1/verify/{token}/match"
+    name = record(1)["name"]
+    assert client.post(api, json={"name": name, "id_number": id_number(1)}).json() == {
+        "name": "match", "id_number": "match",
+    }  # fmt: skip
+    assert client.post(api, json={"name": "李四", "id_number": id_number(2)}).json() == {
+        "name": "no-match", "id_number": "no-match",
+    }  # fmt: skip
+    assert client.post(api, json={"id_number": "not a number"}).json() == {"id_number": "no-match"}
+    assert client.post(api, json={}).status_code == 400
+    assert client.post("/api/v1/verify/HELLO/match", json={"name": "x"}).status_code == 404
+    page = client.post(_path(url), data={"name": name, "id_number": ""})
+    assert page.status_code == 200 and "一致" in page.text and id_number(1) not in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_security_headers_caching_and_rate_limit(settings: Any, ctx: Any) -> None:
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    limited = settings.model_copy(update={"verify_rate_per_minute": 5})
+    with TestClient(app=create_app(limited, context=ctx)) as client:
+        r = client.get("/V/HELLO")
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert set(r.headers["cache-control"].split(", ")) == {"public", "max-age=60"}
+        codes = [client.get("/api/v1/verify/HELLO").status_code for _ in range(8)]
+        assert 429 in codes and codes[0] == 200
+        # Other routes are not limited by the verification budget.
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/log/checkpoint").status_code in (200, 404)
