@@ -21,7 +21,7 @@ from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
 from api.routes.log import LogController
 from api.routes.registry import RegistryController
-from api.routes.verify import VerifyController
+from api.routes.verify import UploadController, VerifyController
 from api.settings import Settings
 
 HOME_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -111,6 +111,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             CertificateController,
             KeysController,
             VerifyController,
+            UploadController,
             home,
             healthz,
         ],

@@ -9,6 +9,7 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -79,6 +80,12 @@ class Context:
     kek: bytes
     _issuer: Issuer | None = field(default=None, repr=False)
     _verifier: OnlineVerifier | None = field(default=None, repr=False)
+    _pdf_signer: Any = field(default=None, repr=False)
+
+    def pdf_trust_roots(self) -> list[Any]:
+        """The certificates an uploaded PDF's signature must chain to: our signing chain."""
+        self.issuer()
+        return [*self._pdf_signer.cert_registry, self._pdf_signer.signing_cert]
 
     def verifier(self) -> OnlineVerifier:
         """Online verification of scanned tokens (see ``certificates.verifier``)."""
@@ -127,6 +134,7 @@ class Context:
                 )
             else:
                 pdf_signer = DevelopmentPKI.load_or_create(s.data_dir / "pki").signer()
+            self._pdf_signer = pdf_signer
             self._issuer = Issuer(
                 log=self.log,
                 vault=self.vault,

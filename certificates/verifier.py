@@ -347,6 +347,99 @@ class OnlineVerifier:
             tuple(notes),
         )
 
+    # -- an uploaded PDF ---------------------------------------------------------------------
+
+    def verify_pdf(self, session: Session, pdf: bytes, trust_roots: Sequence[Any]) -> Report:
+        """The PDF signature, the embedded credential, the QR code and the ledger, together —
+        and whether they agree (a QR of one record pasted on another certificate is forged)."""
+        import json
+
+        from certificates.model import CertificateError
+        from certificates.pdf import extract_attachments
+        from ledger.keyset import did_web
+        from verification.credentials import verify_credential
+
+        signature = check_pdf_signature(pdf, trust_roots)
+        ks = keyset(session)
+        credential_tokens: set[bytes] = set()
+        try:
+            files = extract_attachments(pdf)
+            doc = json.loads(files["credential.json"])
+            verified = verify_credential(
+                doc,
+                ks,
+                did_web(self.public_url),
+                log_origin=self.origin,
+                log_verifiers=[self.log_verifier],
+            )
+            credential_tokens = set(verified.record_tokens)
+            credential = Check(
+                "credential",
+                True,
+                "内嵌的可验证凭证签名有效，账本证明成立",
+                f"the embedded {verified.kind} verifies, with its ledger proofs",
+            )
+        except (CertificateError, KeyError, ValueError, VerificationError, LedgerError) as exc:
+            credential = Check(
+                "credential",
+                False,
+                "内嵌的可验证凭证缺失或无效",
+                f"the embedded credential is missing or invalid: {exc}",
+            )
+        qr = read_qr(pdf)
+        if qr is None:
+            online = Report(
+                "unknown",
+                (
+                    Check(
+                        "token", False, "页面上没有可识别的二维码", "no readable QR code on page 1"
+                    ),
+                ),
+            )
+        else:
+            online = self.verify(session, qr)
+        agree = True
+        if qr is not None and credential.ok:
+            try:
+                claims = verify_token(token_from_url(qr), ks)
+                _, records, _ = self._resolve(session, claims)
+                agree = bool(records) and {bytes(r.token) for r in records} <= credential_tokens
+            except (VerificationError, LedgerError):
+                agree = False
+        registered = session.scalar(
+            select(IssuedDocument.certificate_number).where(
+                IssuedDocument.pdf_sha256 == pdf_sha256(pdf)
+            )
+        )
+        consistency = (
+            Check(
+                "consistency",
+                True,
+                "二维码、内嵌凭证与账本记录一致",
+                "the QR code, the embedded credential and the ledger agree",
+            )
+            if agree
+            else Check(
+                "consistency",
+                False,
+                "二维码与内嵌凭证指向不同的记录（疑似拼接伪造）",
+                "the QR code and the embedded credential name different records",
+            )
+        )
+        checks = (signature, credential, consistency, *online.checks)
+        notes = list(online.notes)
+        if registered:
+            notes.append(
+                (
+                    f"此文件与签发记录 {registered} 完全一致",
+                    f"this exact file was issued as {registered}",
+                )
+            )
+        verdict = decide(checks, base_revoked_later=online.verdict == "valid-base-revoked-later")
+        return Report(
+            verdict, checks, {**online.document, "uploaded": True}, online.records, tuple(notes)
+        )
+
     # -- match / no match -------------------------------------------------------------------
 
     def match(
@@ -381,6 +474,77 @@ class OnlineVerifier:
             )
             out["id_number"] = "match" if same else "no-match"
         return out
+
+
+def read_qr(pdf: bytes) -> str | None:
+    """The QR payload on page 1, read the way a camera would: rendered at 150 dpi (PDFium) and
+    decoded (ZXing); None when there is no readable QR code."""
+    import pypdfium2 as pdfium
+    import zxingcpp
+
+    try:
+        document = pdfium.PdfDocument(pdf)
+    except pdfium.PdfiumError:
+        return None
+    try:
+        if len(document) == 0:
+            return None
+        image = document[0].render(scale=150 / 72).to_pil()
+    finally:
+        document.close()
+    for result in zxingcpp.read_barcodes(image):
+        if result.format == zxingcpp.BarcodeFormat.QRCode and result.text:
+            return str(result.text)
+    return None
+
+
+def check_pdf_signature(pdf: bytes, trust_roots: Sequence[Any]) -> Check:
+    """The PAdES signature: present, intact (covers the whole file) and chaining to our CA."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+    except Exception as exc:  # noqa: BLE001 - any unreadable PDF is simply "not signed by us"
+        return Check("pdf-signature", False, "无法读取PDF", f"not a readable PDF: {exc}")
+    if not signatures:
+        return Check("pdf-signature", False, "PDF没有电子签名", "the PDF carries no signature")
+    try:
+        status = validate_pdf_signature(
+            signatures[-1], ValidationContext(trust_roots=list(trust_roots))
+        )
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds for a broken signature
+        return Check("pdf-signature", False, "电子签名无法验证", f"the signature fails: {exc}")
+    if not (status.intact and status.valid):
+        return Check(
+            "pdf-signature",
+            False,
+            "电子签名无效：文件在签名后被修改",
+            "invalid: the file was changed after signing",
+        )
+    if not status.trusted:
+        return Check(
+            "pdf-signature",
+            False,
+            "签名证书不是本系统的签发证书",
+            "signed, but not by this service's certificate",
+        )
+    if status.coverage is None or status.coverage.name != "ENTIRE_FILE":
+        return Check(
+            "pdf-signature",
+            False,
+            "签名后文件被追加了内容",
+            "content was added after the signature",
+        )
+    return Check(
+        "pdf-signature",
+        True,
+        "PDF电子签名有效，文件未被修改",
+        "the PDF signature is valid and covers the whole file",
+    )
 
 
 def pdf_sha256(data: bytes) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final, Literal
 
 import anyio
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.context import Context
 from verification.report import Report
 
-__all__ = ["VerifyController", "render_page"]
+__all__ = ["UploadController", "VerifyController", "render_page"]
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(name="lang")]
 _MAX_TOKEN: Final = 400
@@ -164,6 +164,32 @@ def render_page(
     )
 
 
+_UPLOAD_FORM: Final = {
+    "zh": (
+        "上传PDF证书核验",
+        "选择本系统签发的PDF证书或学时证明，核验其电子签名、内嵌凭证、二维码与账本记录是否一致。",
+        "核验",
+    ),
+    "en": (
+        "Verify a certificate PDF",
+        "Choose a certificate PDF issued by this service: its signature, embedded credential, QR code and ledger record are checked together.",
+        "Verify",
+    ),
+}
+
+
+def render_upload_form(lang: str) -> str:
+    title, text, button = _UPLOAD_FORM[lang]
+    return (
+        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body><h1>{title}</h1><p>{text}</p>"
+        f'<form method="post" action="/verify?lang={lang}" enctype="multipart/form-data">'
+        f'<input type="file" name="file" accept="application/pdf" required>'
+        f'<button type="submit">{button}</button></form></body></html>'
+    )
+
+
 class MatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -278,3 +304,66 @@ class VerifyController(Controller):
                 return ctx.verifier().match(s, _clip(token), data.name, data.id_number)
             except LookupError as exc:
                 raise Problem(404, "match.unknown", str(exc)) from None
+
+
+def _pdf_from(request_body: bytes) -> bytes:
+    from api.problems import Problem
+
+    if not request_body.startswith(b"%PDF-"):
+        raise Problem(400, "verify.not-pdf", "expected a PDF file (starting with %PDF-)")
+    return request_body
+
+
+class UploadController(Controller):
+    """Verification of an uploaded certificate PDF (page form and API)."""
+
+    tags = ("verification",)
+    request_max_body_size = 20 * 1024 * 1024
+
+    async def _verify(self, ctx: Context, pdf: bytes) -> Report:
+        def work() -> Report:
+            roots = ctx.pdf_trust_roots()
+            with ctx.db.reader() as s:
+                return ctx.verifier().verify_pdf(s, pdf, roots)
+
+        return await anyio.to_thread.run_sync(work)
+
+    @post("/api/v1/verify/pdf", status_code=200, cache_control=CacheControlHeader(no_store=True))
+    async def api_pdf(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]
+    ) -> dict[str, Any]:
+        """Verify an uploaded certificate PDF (``Content-Type: application/pdf``, or a
+        multipart ``file``): PDF signature, embedded credential, QR code and ledger status
+        together, with a ``consistency`` check that they name the same record(s)."""
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            data = await upload.read() if isinstance(upload, UploadFile) else b""
+        else:
+            data = await request.body()
+        return (await self._verify(ctx, _pdf_from(data))).to_json()
+
+    @get("/verify", media_type="text/html; charset=utf-8", sync_to_thread=False)
+    def form(self, lang: Lang = "zh") -> str:
+        """The upload form (no JavaScript)."""
+        return render_upload_form(lang)
+
+    @post(
+        "/verify",
+        status_code=200,
+        media_type="text/html; charset=utf-8",
+        cache_control=CacheControlHeader(no_store=True),
+    )
+    async def form_post(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[Context], lang: Lang = "zh"
+    ) -> Response[str]:
+        """The upload form's result page."""
+        form = await request.form()
+        upload = form.get("file")
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
+        report = await self._verify(ctx, _pdf_from(data))
+        return Response(
+            render_page(report, lang, switch=f"/verify?lang={'en' if lang == 'zh' else 'zh'}"),
+            media_type="text/html; charset=utf-8",
+        )
