@@ -270,6 +270,99 @@ def cmd_issuing_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify a certificate PDF or a token (or its URL): online against the service, or
+    ``--offline`` with a saved bundle.  Exit 0 valid, 1 not valid, 2 usage, 3 unreadable."""
+    import json
+
+    target = Path(args.target)
+    is_pdf = target.suffix.lower() == ".pdf" or target.is_file()
+    data = b""
+    if is_pdf:
+        try:
+            data = target.read_bytes()
+        except OSError as exc:
+            print(f"cannot read {target}: {exc}", file=sys.stderr)
+            return EXIT_IO
+    if args.offline:
+        from certificates.offline import Bundle, verify_pdf_offline, verify_token_offline
+
+        if not args.bundle:
+            print(
+                "--offline needs --bundle FILE (save it from /api/v1/verify/bundle)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            bundle = Bundle.from_json(Path(args.bundle).read_bytes())
+        except OSError as exc:
+            print(f"cannot read the bundle {args.bundle}: {exc}", file=sys.stderr)
+            return EXIT_IO
+        except Exception as exc:  # noqa: BLE001 - a bad bundle is a usage error, said plainly
+            print(f"the bundle {args.bundle} is not valid: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        report = (
+            verify_pdf_offline(data, bundle)
+            if is_pdf
+            else verify_token_offline(args.target, bundle)
+        )
+    else:
+        import httpx
+
+        base = args.server.rstrip("/")
+        try:
+            if is_pdf:
+                r = httpx.post(
+                    f"{base}/api/v1/verify/pdf",
+                    content=data,
+                    headers={"Content-Type": "application/pdf"},
+                    timeout=60,
+                )
+            else:
+                token = args.target.rstrip("/").rsplit("/", 1)[-1]
+                r = httpx.get(f"{base}/api/v1/verify/{token}", timeout=30)
+        except httpx.HTTPError as exc:
+            print(f"cannot reach {base}: {exc}", file=sys.stderr)
+            return EXIT_IO
+        if r.status_code != 200:
+            print(f"{base} answered {r.status_code}: {r.text[:300]}", file=sys.stderr)
+            return EXIT_IO
+        body = r.json()
+        if args.json:
+            _out(json.dumps(body, ensure_ascii=False, indent=2))
+        else:
+            _out(f"{body['verdict']}: {body['headline']['zh']} / {body['headline']['en']}")
+            for c in body["checks"]:
+                mark = "✓" if c["ok"] else ("–" if c["ok"] is None else "✗")
+                _out(f"  {mark} {c['id']}: {c['reason']['en']}")
+        return EXIT_OK if body["valid"] else EXIT_FAIL
+    if args.json:
+        _out(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _out(f"{report.verdict}: {report.headline('zh')} / {report.headline('en')}")
+        for c in report.checks:
+            mark = "✓" if c.ok else ("–" if c.ok is None else "✗")
+            _out(f"  {mark} {c.id}: {c.en}")
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """Write the offline-verification bundle (keys, checkpoint, PDF root) to a file."""
+    import json
+
+    from api.context import Context
+    from api.routes.verify import offline_bundle
+
+    ctx = Context.from_settings(_settings(args))
+    try:
+        doc = offline_bundle(ctx)
+    finally:
+        ctx.close()
+    Path(args.out).write_text(json.dumps(doc, ensure_ascii=False, indent=2))
+    _out(f"offline bundle written to {args.out}")
+    return EXIT_OK
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -398,6 +491,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--at", help="compromised from (ISO time with zone; default now)")
     sp.add_argument("--reason", default="compromise reported by the operator")
     sp.set_defaults(func=cmd_issuing_keys)
+
+    sp = sub.add_parser(
+        "verify",
+        help="verify a certificate PDF or a token/URL (online, or --offline with a bundle)",
+        description="Exit codes: 0 valid, 1 not valid (forged, revoked, …), 2 usage, 3 unreadable "
+        "file or unreachable service.",
+    )
+    sp.add_argument("target", help="certificate PDF file, token, or the QR's URL")
+    sp.add_argument("--offline", action="store_true", help="no network: use --bundle")
+    sp.add_argument("--bundle", help="saved offline bundle (from /api/v1/verify/bundle)")
+    sp.add_argument("--server", default="http://127.0.0.1:8000", help="online: the service URL")
+    sp.add_argument("--json", action="store_true", help="print the full report as JSON")
+    sp.set_defaults(func=cmd_verify)
+
+    sp = keys.add_parser("bundle", help="write the offline-verification bundle to a file")
+    sp.add_argument("out", help="output file (JSON)")
+    sp.set_defaults(func=cmd_bundle)
 
     sp = sub.add_parser("audit", help="re-derive the log and check every hash and checkpoint")
     sp.add_argument(

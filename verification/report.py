@@ -148,8 +148,12 @@ def decide(checks: Sequence[Check], *, base_revoked_later: bool = False) -> Verd
     record = by_id.get("record-status")
     if record is None or record.outcome == "unknown":
         return "unknown"
+    # Offline there is no way to learn of a revocation: what was checked is valid, and the
+    # report says what was not (record.ok is None, outcome "not-checked").
     if failed("ledger-inclusion") or failed("base-recognised"):
         return "forged"
+    if record.ok is None and record.outcome != "not-checked":
+        return "unknown"
     if record.outcome in ("revoked", "superseded"):
         return record.outcome  # type: ignore[return-value]
     return "valid-base-revoked-later" if base_revoked_later else "valid"

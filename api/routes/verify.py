@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.context import Context
 from verification.report import Report
 
-__all__ = ["UploadController", "VerifyController", "render_page"]
+__all__ = ["UploadController", "VerifyController", "offline_bundle", "render_page"]
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(name="lang")]
 _MAX_TOKEN: Final = 400
@@ -277,6 +277,13 @@ class VerifyController(Controller):
             media_type="text/html; charset=utf-8",
         )
 
+    @get("/api/v1/verify/bundle", sync_to_thread=True, cache_control=_SHORT)
+    def bundle(self, ctx: NamedDependency[Context]) -> dict[str, Any]:
+        """Everything an offline verifier needs, in one file: the issuer's DID and keys, the
+        log's origin, verifier key and latest signed checkpoint, the PDF-signing root.  Save it
+        and run ``celedger verify FILE.pdf --offline --bundle bundle.json``."""
+        return offline_bundle(ctx)
+
     @get("/api/v1/verify/{token:str}", sync_to_thread=True, cache_control=_SHORT)
     def api(self, ctx: NamedDependency[Context], token: FromPath[str]) -> dict[str, Any]:
         """The verification report as JSON: ``verdict`` (valid, valid-base-revoked-later,
@@ -304,6 +311,29 @@ class VerifyController(Controller):
                 return ctx.verifier().match(s, _clip(token), data.name, data.id_number)
             except LookupError as exc:
                 raise Problem(404, "match.unknown", str(exc)) from None
+
+
+def offline_bundle(ctx: Context) -> dict[str, Any]:
+    from asn1crypto import pem
+
+    from ledger.issuing import keyset
+    from ledger.keyset import did_web
+    from ledger.storage.log import Log
+
+    roots = ctx.pdf_trust_roots()
+    with ctx.db.reader() as s:
+        checkpoint = Log.latest_checkpoint(s)
+        jwks = keyset(s).to_jwks()
+    return {
+        "did": did_web(ctx.settings.public_url),
+        "jwks": jwks,
+        "origin": ctx.settings.origin,
+        "log_key": ctx.log_verifier.to_vkey(),
+        "checkpoint": None if checkpoint is None else checkpoint.note,
+        "pdf_root_pem": "".join(
+            pem.armor("CERTIFICATE", cert.dump()).decode("ascii") for cert in roots
+        ),
+    }
 
 
 def _pdf_from(request_body: bytes) -> bytes:
