@@ -292,7 +292,7 @@ def _prepare_completion(
     details = issuer.vault.open(record.sealed, record.id.encode("ascii")) if record.sealed else {}
     number = _certificate_number(at)
     data = CompletionData(
-        register_name=policy.register_name,
+        register_name=policy.register_name.strip("《》"),  # the renderer adds the brackets
         holder_name=name,
         masked_id=mask_id(id_number),
         employer=details.get("employer", ""),
@@ -480,7 +480,7 @@ def transcript(
         details = issuer.vault.open(records[-1].sealed, records[-1].id.encode("ascii"))
     number = _certificate_number(at)
     data = TranscriptData(
-        register_name=policy.register_name,
+        register_name=policy.register_name.strip("《》"),  # the renderer adds the brackets
         jurisdiction_name=policy.name,
         holder_name=name,
         masked_id=mask_id(id_number),
