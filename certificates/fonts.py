@@ -1,8 +1,9 @@
 """CJK TrueType fonts, a per-character fallback with no silent tofu, and fast PDF embedding.
 
-reportlab can embed TrueType outlines only: a font with CFF outlines (every Noto CJK ``.otf`` or
-``.ttc`` in Debian) is refused, so the fonts here are TrueType/TTC with ``glyf`` tables.  The
-defaults are Debian packages (CI installs them):
+Only TrueType outlines are embedded (reportlab parses them, and the subsetting below works on
+``glyf``): a font with CFF outlines (every Noto CJK ``.otf``/``.ttc`` in Debian) is refused with
+`FontError`, so the fonts here are TrueType/TTC files.  The defaults are Debian packages (CI
+installs them):
 
 * **primary** — WenQuanYi Zen Hei (``fonts-wqy-zenhei``, ``wqy-zenhei.ttc`` subfont 0): a 黑体
   with ~42,000 code points, CJK Unified Ideographs *and* Extension A (䶮 U+4DAE), Latin, digits,
@@ -51,14 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from reportlab.pdfbase.pdfdoc import (
-    PDFArray,
-    PDFDictionary,
-    PDFName,
-    PDFObject,
-    PDFStream,
-    PDFString,
-)
+from reportlab.pdfbase.pdfdoc import PDFDictionary, PDFObject, PDFStream
 from reportlab.pdfbase.ttfonts import TTFError, TTFontFile
 
 from certificates.model import FontError, MissingGlyphError
@@ -501,6 +495,7 @@ class DocumentFonts:
         self.fonts = fonts
         self.doc = doc
         self._used = [_UsedFace() for _ in fonts.faces]
+        self._memo: dict[tuple[int, str], str] = {}
         self._registered = False
 
     def resource(self, index: int) -> str:
@@ -511,6 +506,11 @@ class DocumentFonts:
 
     def encode(self, index: int, run: str) -> str:
         """Hex of the 2-byte CIDs of ``run`` (every character already checked by runs)."""
+        # Categories, modes, results, base names and labels repeat within a document.
+        key = (index, run)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
         used = self._used[index]
         if not used.seen.issuperset(run):
             glyphs = self.fonts.faces[index].glyphs
@@ -525,7 +525,8 @@ class DocumentFonts:
                     used.gids.append(gid)
                     used.chars[cid] = ch
                 used.table[ord(ch)] = chr(cid)
-        return run.translate(used.table).encode("utf-16-be").hex()
+        found = self._memo[key] = run.translate(used.table).encode("utf-16-be").hex()
+        return found
 
     def addObjects(self, doc: Any) -> None:  # reportlab calls it so (delayed fonts)
         font_dict = doc.idToObject["BasicFonts"].dict
@@ -538,51 +539,39 @@ class DocumentFonts:
         # Subset tag: six capitals derived from the glyph set (PDF 32000-1 §9.6.4).
         digest = hashlib.sha256(struct.pack(f">{len(used.gids)}H", *used.gids)).digest()
         tag = "".join(chr(65 + b % 26) for b in digest[:6])
-        base = PDFName(f"{tag}+{face.ps_name}")
+        base = f"/{tag}+{face.ps_name}"
 
+        def ref(obj: Any) -> str:
+            reference = doc.Reference(obj)
+            return str(reference.format(doc).decode("ascii"))
+
+        # The dictionaries are written as PDF text directly: a handful of fixed keys, and
+        # reportlab's generic formatter would cost more than the rest of the embedding.
         font_file = PDFStream(PDFDictionary({"Length1": len(program)}), program, [_FLATE])
-        descriptor = PDFDictionary(
-            {
-                "Type": PDFName("FontDescriptor"),
-                "FontName": base,
-                "Flags": 4,  # symbolic: glyphs are addressed by id, not by a standard encoding
-                "FontBBox": PDFArray(face.bbox),
-                "ItalicAngle": face.italic_angle,
-                "Ascent": round(face.ascent),
-                "Descent": round(face.descent),
-                "CapHeight": round(face.cap_height),
-                "StemV": face.stem_v,
-                "FontFile2": doc.Reference(font_file),
-            }
+        x0, y0, x1, y1 = face.bbox
+        descriptor = _RawObject(
+            (
+                f"<< /Type /FontDescriptor /FontName {base} /Flags 4 "  # 4: symbolic
+                f"/FontBBox [{x0} {y0} {x1} {y1}] /ItalicAngle {face.italic_angle:g} "
+                f"/Ascent {round(face.ascent)} /Descent {round(face.descent)} "
+                f"/CapHeight {round(face.cap_height)} /StemV {face.stem_v} "
+                f"/FontFile2 {ref(font_file)} >>"
+            ).encode("ascii")
         )
         widths = " ".join([f"{face.width_of_glyph(g):.6g}" for g in used.gids[1:]])
-        cid_font = PDFDictionary(
-            {
-                "Type": PDFName("Font"),
-                "Subtype": PDFName("CIDFontType2"),
-                "BaseFont": base,
-                "CIDSystemInfo": PDFDictionary(
-                    {
-                        "Registry": PDFString("Adobe"),
-                        "Ordering": PDFString("Identity"),
-                        "Supplement": 0,
-                    }
-                ),
-                "FontDescriptor": doc.Reference(descriptor),
-                "DW": 1000,
-                "W": _RawObject(f"[1 [{widths}]]".encode("ascii")),
-                "CIDToGIDMap": PDFName("Identity"),  # the subset's glyph i is CID i
-            }
+        cid_font = _RawObject(
+            (
+                f"<< /Type /Font /Subtype /CIDFontType2 /BaseFont {base} "
+                "/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> "
+                f"/FontDescriptor {ref(descriptor)} /DW 1000 /W [1 [{widths}]] "
+                "/CIDToGIDMap /Identity >>"  # the subset's glyph i is CID i
+            ).encode("ascii")
         )
         to_unicode = PDFStream(PDFDictionary({}), _to_unicode(sorted(used.chars.items())), [_FLATE])
-        type0 = PDFDictionary(
-            {
-                "Type": PDFName("Font"),
-                "Subtype": PDFName("Type0"),
-                "BaseFont": base,
-                "Encoding": PDFName("Identity-H"),
-                "DescendantFonts": PDFArray([doc.Reference(cid_font)]),
-                "ToUnicode": doc.Reference(to_unicode),
-            }
+        type0 = _RawObject(
+            (
+                f"<< /Type /Font /Subtype /Type0 /BaseFont {base} /Encoding /Identity-H "
+                f"/DescendantFonts [{ref(cid_font)}] /ToUnicode {ref(to_unicode)} >>"
+            ).encode("ascii")
         )
         return doc.Reference(type0)

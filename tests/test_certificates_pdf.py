@@ -188,6 +188,46 @@ def test_transcript_nothing_outside_the_margins(transcript_pdf):
         assert float(y0) >= 20.0 and float(y1) <= 842.0 - 20.0, word
 
 
+def word_boxes(pdf: Path) -> list[list[tuple[float, float, float, float, str]]]:
+    """Per page, the word boxes pdftotext reports (x0, y0, x1, y1, text)."""
+    html = run("pdftotext", "-bbox", pdf, "-")
+    word = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+    return [
+        [(float(a), float(b), float(c), float(d), w) for a, b, c, d, w in re.findall(word, page)]
+        for page in html.split("<page ")[1:]
+    ]
+
+
+def overlapping_words(pdf: Path) -> list[tuple[int, str, str]]:
+    """Pairs of words whose boxes overlap (boxes shrunk by a quarter of their height at top
+    and bottom, since pdftotext's boxes span the font's full ascent and descent)."""
+    found = []
+    for number, boxes in enumerate(word_boxes(pdf), start=1):
+        for i, (x0, y0, x1, y1, w) in enumerate(boxes):
+            h = (y1 - y0) / 4
+            for a0, b0, a1, b1, v in boxes[i + 1 :]:
+                k = (b1 - b0) / 4
+                if x0 < a1 - 0.5 and a0 < x1 - 0.5 and y0 + h < b1 - k and b0 + k < y1 - h:
+                    found.append((number, w, v))
+    return found
+
+
+def test_no_text_overlaps_even_with_long_names(transcript_pdf, tmp_path):
+    assert overlapping_words(transcript_pdf) == []
+    data = dataclasses.replace(
+        example_transcript(18, holder_name="欧阳𠮷䶮龑"),
+        register_name="新疆生产建设兵团第十三师专业技术人员继续教育登记证书（专业技术人员继续教育学时登记）",
+        employer="中国科学院成都山地灾害与环境研究所西南山地生态修复与可持续发展重点实验室（攀枝花野外观测站）",
+    )
+    pdf = tmp_path / "long.pdf"
+    pdf.write_bytes(render_transcript(data))
+    assert len(page_texts(pdf)) == 2
+    assert overlapping_words(pdf) == []
+    completion = tmp_path / "completion.pdf"
+    completion.write_bytes(render_completion(example_completion()))
+    assert overlapping_words(completion) == []
+
+
 def test_transcript_fonts_are_embedded_subsets_with_unicode_maps(transcript_pdf):
     out = run("pdffonts", transcript_pdf)
     cid = [line for line in out.splitlines() if "CID TrueType" in line]
@@ -242,6 +282,15 @@ def test_long_transcript_paginates_with_page_numbers(tmp_path):
         assert "项目（课程）" in page or i == len(pages)
 
 
+def test_the_verdict_never_stands_alone_on_a_page(tmp_path):
+    """Whatever the number of records, the last page carries table rows with the totals."""
+    pdf = tmp_path / "n.pdf"
+    for n in range(6, 40):
+        pdf.write_bytes(render_transcript(example_transcript(n)))
+        last = page_texts(pdf)[-1]
+        assert "序号" in last and "核验结论" in last, n
+
+
 # --- the completion certificate ---------------------------------------------------------------
 
 
@@ -277,6 +326,13 @@ def test_hours_with_two_decimals_are_refused():
     bad = dataclasses.replace(data.records[0], hours=Decimal("1.25"))
     with pytest.raises(CertificateInputError, match=r"at most one decimal place.*1\.25"):
         render_transcript(dataclasses.replace(data, records=(bad, data.records[1])))
+
+
+def test_a_row_taller_than_a_page_is_refused():
+    data = example_transcript(2)
+    huge = dataclasses.replace(data.records[0], note="备注内容" * 900)
+    with pytest.raises(CertificateInputError, match=r"record R2026-00001-001: expected its row"):
+        render_transcript(dataclasses.replace(data, records=(huge, data.records[1])))
 
 
 def test_end_before_start_is_refused():
