@@ -141,6 +141,7 @@ class Context:
                 kek=self.kek,
                 public_url=s.public_url,
                 sign_pdf=lambda pdf: sign_pdf(pdf, pdf_signer),
+                font=None if s.cjk_font is None else str(s.cjk_font),
             )
         return self._issuer
 

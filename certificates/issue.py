@@ -31,6 +31,7 @@ from certificates.credentials import (
     hashed_identity,
     transcript_credential,
 )
+from certificates.fonts import FontSet, load_fonts
 from certificates.model import (
     Attachment,
     CategoryTotal,
@@ -68,6 +69,11 @@ class Issuer:
     public_url: str
     sign_pdf: PdfSigner | None = None
     issuer_name: str = "CE Ledger 专业技术人员继续教育学时账本"
+    #: The CJK font (``CELEDGER_CJK_FONT``: ``/path/f.ttf`` or ``/path/f.ttc#N``); None: default.
+    font: str | None = None
+
+    def fonts(self) -> FontSet:
+        return load_fonts(self.font)  # parsed once per process per font
 
     @property
     def did(self) -> str:
@@ -340,7 +346,11 @@ def completion_certificate(
     p = _prepare_completion(session, issuer, record_id, _now(now))
     assert isinstance(p.job.data, CompletionData)
     return _finish_completion(
-        session, issuer, actor, p, render_completion(p.job.data, p.job.attachments)
+        session,
+        issuer,
+        actor,
+        p,
+        render_completion(p.job.data, p.job.attachments, fonts=issuer.fonts()),
     )
 
 
@@ -362,7 +372,7 @@ def completion_certificates(
         prepared.append(_prepare_completion(session, issuer, rid, at))
         if progress is not None:
             progress(1)
-    pdfs = render_many([p.job for p in prepared], workers)
+    pdfs = render_many([p.job for p in prepared], workers, font=issuer.font)
     out = []
     for p, pdf in zip(prepared, pdfs, strict=True):
         out.append(_finish_completion(session, issuer, actor, p, pdf))
@@ -500,7 +510,7 @@ def transcript(
     )
     if clr:
         attachments.insert(0, _json_attachment("credential.json", clr, "CLR 2.0 transcript"))
-    pdf = render_transcript(data, attachments)
+    pdf = render_transcript(data, attachments, fonts=issuer.fonts())
     signed = _finish(
         session,
         issuer,
