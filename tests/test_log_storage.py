@@ -6,6 +6,8 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -16,7 +18,7 @@ from ledger.merkle import MemoryTree
 from ledger.note import NoteSigner
 from ledger.storage.audit import audit_local
 from ledger.storage.db import Database
-from ledger.storage.log import Log
+from ledger.storage.log import Log, edge_from_bases, grow
 from ledger.storage.models import drop_append_only_ddl
 
 ORIGIN = "test.example/log"
@@ -293,3 +295,199 @@ def test_check_tile(level: int | None, index: int, width: int, size: int, ok: bo
     else:
         with pytest.raises(ProofError, match="not in the tree"):
             Log.check_tile(level, index, width, size)
+
+
+# -- the right edge: appends that read nothing of the tree -------------------------------------
+
+
+def _tile_blob(mem: MemoryTree, level: int, index: int) -> bytes:
+    """The 511 nodes of full tile (level, index), bottom sub-level first, as stored."""
+    return b"".join(
+        b"".join(mem.read([(8 * level + s, (index << (8 - s)) + j) for j in range(256 >> s)]))
+        for s in range(9)
+    )
+
+
+def _bases(mem: MemoryTree, size: int) -> list[list[bytes]]:
+    """The partial tiles' base hashes of the tree of ``size``, one list per level."""
+    out = []
+    level = 0
+    while count := size >> (8 * level):
+        out.append(mem.read([(8 * level, i) for i in range(count & ~255, count)]))
+        level += 1
+    return out
+
+
+def _check_growth(sizes: list[int]) -> None:
+    mem = MemoryTree()
+    edge = edge_from_bases(0, [])
+    assert edge.root == merkle.EMPTY_ROOT
+    n = 0
+    for batch in sizes:
+        hashes = [merkle.leaf_hash(b"%d" % i) for i in range(n, n + batch)]
+        for h in hashes:
+            mem.append_leaf_hash(h)
+        growth = grow(edge, hashes)
+        new = n + batch
+        assert growth.edge.size == new
+        assert growth.edge.root == mem.root()
+        # Exactly the tiles this append completed, with the nodes a reader expects.
+        expected = [
+            (level, t)
+            for level in range(4)
+            for t in range(n >> (8 * level + 8), new >> (8 * level + 8))
+        ]
+        assert [(lvl, t) for lvl, t, _ in growth.tiles] == expected
+        for level, t, blob in growth.tiles:
+            assert blob == _tile_blob(mem, level, t)
+        if n:
+            assert merkle.consistency_proof(n, new, growth.read) == mem.consistency_proof(n, new)
+        # Growing the edge gives what reading the edge of the whole tree gives.
+        assert growth.edge == edge_from_bases(new, _bases(mem, new))
+        edge, n = growth.edge, new
+
+
+@given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_grown_edge_matches_memory_tree(sizes: list[int]) -> None:
+    _check_growth(sizes)
+
+
+def test_grown_edge_across_tile_levels() -> None:
+    # 65,536 completes a level-1 tile and starts level 2; the batches around it cross every
+    # kind of boundary: a tile at two levels at once, a one-leaf append, a partial top level.
+    _check_growth([65_535, 1, 2, 255, 256 * 255 + 1, 300])
+
+
+def test_reading_a_node_off_the_edge_is_refused() -> None:
+    leaves = [merkle.leaf_hash(b"%d" % i) for i in range(610)]
+    growth = grow(grow(edge_from_bases(0, []), leaves[:600]).edge, leaves[600:])
+    assert growth.read([(0, 512), (1, 304), (9, 0)])  # the partial tile at 512, level 1 base
+    for node in [(0, 3), (1, 255), (0, 610), (8, 3), (24, 0)]:
+        with pytest.raises(AppendError, match="right edge"):
+            growth.read([node])  # inside a full tile, beyond the tree, above the top level
+
+
+def test_rolled_back_append_then_other_entries_of_the_same_count(db: Database, log: Log) -> None:
+    """The cached edge of a rolled-back append has the size the next tree will have: the root
+    comparison, not the size, must send the appender back to the tables."""
+    mem = _fill(db, log, [300])
+    with pytest.raises(RuntimeError), db.writer() as s:
+        log.append(s, [("test", b'{"lost":%d}' % i) for i in range(300)])
+        raise RuntimeError("client went away")
+    # Another process (its own Log, its own cache) appends 300 other entries.
+    other = Log(ORIGIN, log.signer)
+    with db.writer() as s:
+        other.append(s, _entries(300, 300))
+    for _k, body in _entries(300, 300):
+        mem.append(body)
+    with db.writer() as s:
+        res = log.append(s, _entries(600, 1))
+    mem.append(_entries(600, 1)[0][1])
+    assert (res.first_index, res.tree_size, res.root_hash) == (600, 601, mem.root())
+    report = _audit(db, log)
+    assert report.ok, report.problems
+
+
+def test_rollback_leaves_next_append_correct(db: Database, log: Log) -> None:
+    mem = _fill(db, log, [5, 251])
+    for n in (300, 1, 256):
+        with pytest.raises(RuntimeError), db.writer() as s:
+            log.append(s, [("test", b'{"lost":%d}' % i) for i in range(n)])
+            raise RuntimeError("client went away")
+        with db.writer() as s:
+            res = log.append(s, _entries(mem.size, 7))
+        for _k, body in _entries(mem.size, 7):
+            mem.append(body)
+        assert res.root_hash == mem.root() and res.tree_size == mem.size
+    with db.reader() as s:
+        cp = Log.latest_checkpoint(s)
+        assert cp is not None
+        assert open_checkpoint(cp.note, ORIGIN, [log.signer.verifier()])[0].root_hash == mem.root()
+    report = _audit(db, log)
+    assert report.ok, report.problems
+
+
+def test_rolled_back_savepoint_then_append_in_the_same_transaction(db: Database, log: Log) -> None:
+    mem = _fill(db, log, [10])
+    with db.writer() as s:
+        savepoint = s.begin_nested()
+        log.append(s, [("test", b'{"lost":1}')] * 3)
+        savepoint.rollback()
+        res = log.append(s, _entries(10, 4))
+        res2 = log.append(s, _entries(14, 250))  # a second append in the same transaction
+    for _k, body in _entries(10, 254):
+        mem.append(body)
+    assert res.first_index == 10 and res2.first_index == 14
+    assert res2.root_hash == mem.root()
+    report = _audit(db, log)
+    assert report.ok, report.problems
+
+
+def test_appenders_in_two_processes_take_turns(db: Database, log: Log) -> None:
+    """Each appender's cached edge goes stale when the other appends; every checkpoint must
+    still be the right root, and the stored tiles what the audit re-derives."""
+    other = Log(ORIGIN, log.signer)
+    mem = MemoryTree()
+    rng = random.Random(3)
+    for turn in range(12):
+        appender = (log, other)[turn % 2 if turn < 8 else rng.randrange(2)]
+        n = rng.choice([1, 17, 255, 256, 600])
+        with db.writer() as s:
+            res = appender.append(s, _entries(mem.size, n))
+        for _k, body in _entries(mem.size, n):
+            mem.append(body)
+        assert (res.tree_size, res.root_hash) == (mem.size, mem.root())
+    report = _audit(db, log)
+    assert report.ok, report.problems
+    assert report.checkpoints == 12
+
+
+def test_append_refused_when_stored_edge_contradicts_checkpoint(db: Database, log: Log) -> None:
+    _fill(db, log, [300])
+    _bypass(db)
+    with db.writer() as s:  # a leaf of the partial tile (256..299) that the next append reads
+        s.execute(
+            text("UPDATE log_entries SET leaf_hash = :h WHERE idx = 299"), {"h": b"\x07" * 32}
+        )
+    fresh = Log(ORIGIN, log.signer)  # a new process: nothing cached, the edge is read
+    with pytest.raises(AppendError, match="does not match the latest checkpoint"), db.writer() as s:
+        fresh.append(s, _entries(300, 1))
+    with db.reader() as s:
+        assert Log.size(s) == 300
+
+
+def test_append_refused_when_entries_outrun_checkpoints(db: Database, log: Log) -> None:
+    _fill(db, log, [3])
+    with db.writer() as s:  # inserting is allowed; an entry without a checkpoint is not
+        s.execute(
+            text("INSERT INTO log_entries (idx, leaf_hash, kind, body) VALUES (3, :h, 't', :b)"),
+            {"h": merkle.leaf_hash(b"{}"), "b": b"{}"},
+        )
+    with pytest.raises(AppendError, match="covers 3 entries but the tree had 4"), db.writer() as s:
+        log.append(s, _entries(4, 1))
+
+
+def test_error_while_entries_are_being_written_keeps_its_type_and_leaves_nothing(
+    db: Database, log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree is computed while PostgreSQL's COPY is still open: an error there must abort
+    the COPY, reach the caller as itself, and leave the log as it was."""
+    import ledger.storage.log as log_module
+
+    mem = _fill(db, log, [40])
+
+    def broken(*_args: object) -> None:
+        raise AppendError("simulated failure while the entries are being written")
+
+    monkeypatch.setattr(log_module, "grow", broken)
+    with pytest.raises(AppendError, match="simulated"), db.writer() as s:
+        log.append(s, _entries(40, 5))
+    monkeypatch.undo()
+    with db.reader() as s:
+        assert Log.size(s) == 40
+    with db.writer() as s:
+        res = log.append(s, _entries(40, 5))
+    for _k, body in _entries(40, 5):
+        mem.append(body)
+    assert (res.first_index, res.root_hash) == (40, mem.root())

@@ -13,14 +13,22 @@ Invariants (each is tested, and re-checked by ``ledger.storage.audit``):
    edge is hashed on the fly from at most 255 stored hashes per level.
 4. Every append ends by signing a checkpoint for the new size, after checking that the new
    root is consistent with the latest stored checkpoint: the log never signs a checkpoint
-   that contradicts an earlier one.
+   that contradicts an earlier one.  The checkpoint is stored in the append's transaction,
+   so an acknowledged append is always covered by a stored signed checkpoint.
+5. An append computes its tiles, root and consistency proof from the tree's right edge (the
+   partial tile at each level, ``RightEdge``).  A ``Log`` keeps the edge of its last append
+   and uses it only if the latest stored checkpoint, read under the append lock, has the
+   same size and root; otherwise (a rolled-back transaction, another process appended) it
+   reads the edge from the tables and refuses to append unless its root is that
+   checkpoint's root.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
@@ -225,6 +233,118 @@ class TreeReader:
         return out
 
 
+Pyramid = tuple[tuple[bytes, ...], ...]
+"""Every complete node above a run of hashes at height 8·L that starts on a tile boundary, by
+sub-level: entry ``s`` holds the hashes at height 8·L + s, left to right."""
+
+
+@dataclass(frozen=True)
+class RightEdge:
+    """What an appender must know of the tree of ``size`` leaves: its root and, per tile level,
+    the pyramid (sub-levels 0..7) of the partial tile at that level.
+
+    The tiles an append completes, the new root and the consistency proof from ``size`` all
+    follow from the edge and the new leaf hashes (``grow``), so an append that holds the edge
+    of the latest signed tree reads nothing of the tree.  Instances are never mutated.
+    """
+
+    size: int
+    root: bytes
+    levels: tuple[Pyramid, ...]
+
+
+def _pyramid(part: Pyramid, fresh: Sequence[bytes]) -> Pyramid:
+    """Sub-levels 0..8 above ``part``'s base hashes followed by ``fresh``; only the nodes that
+    ``part`` does not already hold are hashed."""
+    sha = _SHA  # bound once: this is the hot loop of an append
+    out = [part[0] + tuple(fresh) if part else tuple(fresh)]
+    for s in range(1, TILE_HEIGHT + 1):
+        have = part[s] if s < len(part) else ()
+        todo = out[-1][2 * len(have) :]
+        # An odd last hash has no parent yet: strict=False drops it, as it should.
+        pairs = zip(todo[::2], todo[1::2], strict=False)
+        out.append(have + tuple([sha(b"\x01" + a + b).digest() for a, b in pairs]))
+    return tuple(out)
+
+
+def _edge_reader(
+    size: int, starts: Sequence[int], pyramids: Sequence[Pyramid]
+) -> merkle.HashReader:
+    """A ``HashReader`` over in-memory pyramids; pyramid L starts at position ``starts[L]``."""
+
+    def read(nodes: Sequence[Node]) -> list[bytes]:
+        out: list[bytes] = []
+        for h, i in nodes:
+            level, sub = divmod(h, TILE_HEIGHT)
+            row = pyramids[level][sub] if 0 <= level < len(pyramids) else ()
+            j = i - (starts[level] >> sub) if row else -1
+            if not 0 <= j < len(row):
+                raise AppendError(
+                    f"node ({h}, {i}) should be on the right edge of the tree of size {size} "
+                    "but is not"
+                )
+            out.append(row[j])
+        return out
+
+    return read
+
+
+def edge_from_bases(size: int, bases: Sequence[Sequence[bytes]]) -> RightEdge:
+    """The edge of the tree of ``size`` leaves from its partial tiles' base hashes, one list
+    per level (``(size >> 8·L) % 256`` hashes at level L, for every L with ``size >> 8·L > 0``)."""
+    levels = tuple(_pyramid((), b)[:TILE_HEIGHT] for b in bases)
+    starts = [(size >> (TILE_HEIGHT * lvl)) & ~(TILE_WIDTH - 1) for lvl in range(len(levels))]
+    return RightEdge(size, merkle.tree_root(size, _edge_reader(size, starts, levels)), levels)
+
+
+@dataclass(frozen=True)
+class Growth:
+    """An edge grown by some leaves: the new edge, the full tiles to store (level, index,
+    511 nodes), and a reader of every node of the new root and of the consistency proof from
+    the old size."""
+
+    edge: RightEdge
+    tiles: list[tuple[int, int, bytes]]
+    read: merkle.HashReader
+
+
+def grow(edge: RightEdge, leaf_hashes: Sequence[bytes]) -> Growth:
+    """Append ``leaf_hashes`` to ``edge`` in memory: about one hash per new node, no reads.
+
+    Per level, the pyramid runs from the start of the old partial tile to the new end, so it
+    holds every node of the new root (the new partial tiles) and of the consistency proof (the
+    old partial tiles and nodes over new leaves only)."""
+    old, new = edge.size, edge.size + len(leaf_hashes)
+    starts: list[int] = []
+    pyramids: list[Pyramid] = []
+    kept: list[Pyramid] = []
+    tiles: list[tuple[int, int, bytes]] = []
+    carry: Sequence[bytes] = leaf_hashes
+    level = 0
+    while new >> (TILE_HEIGHT * level):
+        start = (old >> (TILE_HEIGHT * level)) & ~(TILE_WIDTH - 1)
+        p = _pyramid(edge.levels[level] if level < len(edge.levels) else (), carry)
+        full = len(p[TILE_HEIGHT])  # one tile root per tile completed at this level
+        for k in range(full):
+            tiles.append(
+                (
+                    level,
+                    (start >> TILE_HEIGHT) + k,
+                    b"".join(
+                        b"".join(p[s][k << (TILE_HEIGHT - s) : (k + 1) << (TILE_HEIGHT - s)])
+                        for s in range(TILE_HEIGHT + 1)
+                    ),
+                )
+            )
+        kept.append(tuple(p[s][full << (TILE_HEIGHT - s) :] for s in range(TILE_HEIGHT)))
+        starts.append(start)
+        pyramids.append(p)
+        carry = p[TILE_HEIGHT]
+        level += 1
+    read = _edge_reader(new, starts, pyramids)
+    return Growth(RightEdge(new, merkle.tree_root(new, read), tuple(kept)), tiles, read)
+
+
 @dataclass(frozen=True)
 class AppendResult:
     first_index: int
@@ -245,6 +365,8 @@ class Log:
         self.origin = origin
         self.signer = signer
         self.cache = cache if cache is not None else TileCache()
+        # The right edge of the tree this process last appended to (see ``append``).
+        self._edge: RightEdge | None = None
 
     # -- reading ---------------------------------------------------------------------------
     @staticmethod
@@ -345,16 +467,23 @@ class Log:
 
     # -- appending -------------------------------------------------------------------------
     def lock(self, session: Session) -> None:
-        if session.get_bind().dialect.name == "postgresql":
+        """Take the append lock for the rest of the session's transaction."""
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
             # Why an advisory lock: it serialises appenders on every replica of the API
             # without a table lock that would also block readers, and it is released by the
             # transaction's end whatever happens to the process.
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_ID})
+            _driver(session).execute(_PG_LOCK, (APPEND_LOCK_ID,))
         # SQLite: the writer session already holds the database's single write lock.
 
     def append(self, session: Session, items: Sequence[tuple[str, bytes]]) -> AppendResult:
         """Append entries (kind, canonical bytes) and sign a checkpoint, in the caller's
-        transaction.  Nothing is visible until the caller commits."""
+        transaction.  Nothing is visible until the caller commits.
+
+        The statements are the lock, one read of the tree's state, the entries (COPY on
+        PostgreSQL), and one write of the completed tiles with the checkpoint; the right edge
+        of the tree comes from this process's last append when it is still the edge of the
+        latest signed checkpoint, and is read from the tables otherwise."""
         if not items:
             raise AppendError("nothing to append: expected at least one entry, found 0")
         for n, (_kind, body) in enumerate(items):
@@ -362,93 +491,147 @@ class Log:
                 raise AppendError(
                     f"entry {n} is {len(body)} bytes: entries are at most {MAX_ENTRY_BYTES} bytes"
                 )
-        self.lock(session)
-        old_size = self.size(session)
-        hashes = [_SHA(b"\x00" + body).digest() for _k, body in items]
-        rows = [
-            (old_size + n, h, kind, body)
-            for n, (h, (kind, body)) in enumerate(zip(hashes, items, strict=True))
-        ]
-        _bulk_insert_entries(session, rows)
-        new_size = old_size + len(items)
-        # One reader for the whole append, never cached across transactions: it sees this
-        # transaction's uncommitted rows.
-        reader = TreeReader(session, new_size)
-        reader.known[0] = (old_size, hashes)
-        self._complete_tiles(session, reader, old_size, new_size, hashes)
-        return self._sign(session, reader, old_size, new_size)
-
-    def _complete_tiles(
-        self, session: Session, reader: TreeReader, old_size: int, new_size: int, fresh: list[bytes]
-    ) -> None:
-        level, old_c, new_c = 0, old_size, new_size
-        while True:
-            first, end = old_c // TILE_WIDTH, new_c // TILE_WIDTH
-            if first == end:
-                return
-            roots: list[bytes] = []
-            tile_rows: list[dict[str, Any]] = []
-            for t in range(first, end):
-                lo = t * TILE_WIDTH
-                stored = reader.base_hashes(level, lo, old_c) if lo < old_c else []
-                base = stored + fresh[max(lo, old_c) - old_c : lo + TILE_WIDTH - old_c]
-                nodes = build_tile_nodes(base)
-                tile_rows.append({"level": level, "idx": t, "nodes": nodes})
-                roots.append(nodes[ROOT_OFFSET:])
-            session.execute(insert(LogTile), tile_rows)
-            reader.known[level + 1] = (first, roots)
-            level, old_c, new_c, fresh = level + 1, first, end, roots
-
-    def _sign(
-        self, session: Session, reader: TreeReader, old_size: int, new_size: int
-    ) -> AppendResult:
-        prev = self.latest_checkpoint(session)
-        # Read the nodes of the new root and of the consistency proof in one pass.
-        wanted = merkle.root_nodes(new_size)
-        if prev is not None:
-            wanted += [
-                n for group in merkle.consistency_proof_nodes(prev.size, new_size) for n in group
-            ]
-        memo = dict(zip(wanted, reader.read(wanted), strict=True))
-
-        def read(nodes: Sequence[Node]) -> list[bytes]:
-            return [memo[n] for n in nodes]
-
-        root = merkle.tree_root(new_size, read)
-        if prev is not None:
-            if prev.size != old_size:
-                raise AppendError(
-                    f"latest checkpoint covers {prev.size} entries but the tree had {old_size}"
-                )
-            # Belt and braces: prove the new tree extends the last signed one before signing.
-            proof = merkle.consistency_proof(prev.size, new_size, read)
-            merkle.verify_consistency(prev.size, new_size, proof, bytes(prev.root_hash), root)
-        note = sign_checkpoint(Checkpoint(self.origin, new_size, root), self.signer)
-        session.add(
-            LogCheckpoint(size=new_size, root_hash=root, note=note, signed_at=datetime.now(UTC))
-        )
+        # Whatever the caller added to the session reaches the database first, as before.
         session.flush()
+        postgres = session.connection().dialect.name == "postgresql"
+        db = _driver(session)
+        self.lock(session)
+        # Read after the lock, in its own statement: under READ COMMITTED a statement's
+        # snapshot is taken when it starts, so a read that waited for the lock would miss the
+        # append it waited for.
+        top, cp_size, cp_root = db.execute(_STATE).fetchone()
+        old_size = 0 if top is None else int(top) + 1
+        if (0 if cp_size is None else int(cp_size)) != old_size:
+            raise AppendError(
+                f"latest checkpoint covers {cp_size or 0} entries but the tree had {old_size}"
+            )
+        signed_root = merkle.EMPTY_ROOT if cp_root is None else bytes(cp_root)
+        edge = self._edge
+        # The cached edge is trusted only for the tree it was computed for: a rolled-back
+        # append, or an append by another process, leaves a latest checkpoint that differs
+        # in size or root, and then the edge is read again.
+        if edge is None or edge.size != old_size or edge.root != signed_root:
+            edge = self._read_edge(session, old_size)
+            if edge.root != signed_root:
+                raise AppendError(
+                    f"stored tree of size {old_size} does not match the latest checkpoint: "
+                    f"expected root {signed_root.hex()}, found {edge.root.hex()}"
+                )
+        hashes: list[bytes] = []
+        with _inserting_entries(db, postgres, old_size, items, hashes):
+            # On PostgreSQL this block runs while the server is still storing the COPY data:
+            # the tree's hashing overlaps the server's work instead of waiting for it.
+            growth = grow(edge, hashes)
+            new_size, root = growth.edge.size, growth.edge.root
+            if old_size:
+                # Belt and braces: prove the new tree extends the last signed one before
+                # signing.
+                proof = merkle.consistency_proof(old_size, new_size, growth.read)
+                try:
+                    merkle.verify_consistency(old_size, new_size, proof, signed_root, root)
+                except ProofError as exc:
+                    raise AppendError(
+                        f"new tree of size {new_size} does not extend the signed tree of size "
+                        f"{old_size}: {exc}"
+                    ) from exc
+            note = sign_checkpoint(Checkpoint(self.origin, new_size, root), self.signer)
+        checkpoint = (new_size, root, note, _signed_at(session))
+        if postgres:
+            if growth.tiles:
+                levels, idxs, blobs = (list(col) for col in zip(*growth.tiles, strict=True))
+                db.execute(_PG_TILES_AND_CHECKPOINT, (levels, idxs, blobs, *checkpoint))
+            else:
+                db.execute(_PG_CHECKPOINT, checkpoint)
+        else:
+            if growth.tiles:
+                db.executemany(_SQLITE_TILE, growth.tiles)
+            db.execute(_SQLITE_CHECKPOINT, checkpoint)
+        # Cached before the commit, which is safe: the edge is used only when the latest
+        # checkpoint read under the lock has its size and root.  Threads sharing this Log
+        # are serialised by the append lock, and an edge is never mutated once built.
+        self._edge = growth.edge
         return AppendResult(old_size, new_size - old_size, new_size, root, note)
 
+    def _read_edge(self, session: Session, size: int) -> RightEdge:
+        """The right edge of the stored tree of ``size`` leaves: at most 255 stored hashes per
+        level, read in this transaction."""
+        reader = TreeReader(session, size)
+        bases = []
+        level = 0
+        while count := size >> (TILE_HEIGHT * level):
+            bases.append(reader.base_hashes(level, count & ~(TILE_WIDTH - 1), count))
+            level += 1
+        return edge_from_bases(size, bases)
 
-def _bulk_insert_entries(session: Session, rows: list[tuple[int, bytes, str, bytes]]) -> None:
-    conn = session.connection()
-    driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
+
+# The append path talks to the driver directly: it runs on every append, and SQLAlchemy's
+# per-statement work costs more than the statements themselves at a batch of 1,000.
+_PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_STATE = (
+    "SELECT (SELECT max(idx) FROM log_entries), (SELECT max(size) FROM log_checkpoints), "
+    "(SELECT root_hash FROM log_checkpoints ORDER BY size DESC LIMIT 1)"
+)
+_PG_CHECKPOINT = (
+    "INSERT INTO log_checkpoints (size, root_hash, note, signed_at) VALUES (%s, %s, %s, %s)"
+)
+# Tiles and checkpoint in one round trip: a data-modifying WITH runs to completion even
+# though the outer statement does not read it.
+_PG_TILES_AND_CHECKPOINT = (
+    "WITH tiles AS (INSERT INTO log_tiles (level, idx, nodes) "
+    "SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[])) "
+    "INSERT INTO log_checkpoints (size, root_hash, note, signed_at) VALUES (%s, %s, %s, %s)"
+)
+_PG_COPY_ENTRIES = "COPY log_entries (idx, leaf_hash, kind, body) FROM STDIN (FORMAT BINARY)"
+_SQLITE_ENTRY = "INSERT INTO log_entries (idx, leaf_hash, kind, body) VALUES (?, ?, ?, ?)"
+_SQLITE_TILE = "INSERT INTO log_tiles (level, idx, nodes) VALUES (?, ?, ?)"
+_SQLITE_CHECKPOINT = (
+    "INSERT INTO log_checkpoints (size, root_hash, note, signed_at) VALUES (?, ?, ?, ?)"
+)
+
+
+def _driver(session: Session) -> Any:
+    """The DBAPI connection of the session's transaction (psycopg or sqlite3)."""
+    return session.connection().connection.driver_connection
+
+
+def _signed_at(session: Session) -> Any:
+    """Now, as the ``signed_at`` column's type would bind it (SQLite stores text)."""
+    dialect = session.connection().dialect
+    now = datetime.now(UTC)
+    column = LogCheckpoint.__table__.c.signed_at
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return now if process is None else process(now)
+
+
+@contextmanager
+def _inserting_entries(
+    db: Any, postgres: bool, first: int, items: Sequence[tuple[str, bytes]], hashes: list[bytes]
+) -> Iterator[None]:
+    """Insert the entries from index ``first``, filling ``hashes`` with their leaf hashes.
+
+    Each entry is hashed as it is written, so PostgreSQL starts storing rows at once.  The
+    COPY is finished after the with-block, which then runs while the server catches up."""
+    sha = _SHA
+    if postgres:
         # COPY is PostgreSQL's bulk path: several times faster than multi-row INSERT.
-        with (
-            driver.cursor() as cur,  # type: ignore[union-attr]
-            cur.copy(
-                "COPY log_entries (idx, leaf_hash, kind, body) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-        ):
+        with db.cursor() as cur, cur.copy(_PG_COPY_ENTRIES) as copy:
             copy.set_types(["bigint", "bytea", "text", "bytea"])
-            for row in rows:
-                copy.write_row(row)
-    else:
-        driver.executemany(  # type: ignore[union-attr]
-            "INSERT INTO log_entries (idx, leaf_hash, kind, body) VALUES (?, ?, ?, ?)", rows
-        )
+            write = copy.write_row
+            for idx, (kind, body) in enumerate(items, first):
+                h = sha(b"\x00" + body).digest()
+                hashes.append(h)
+                write((idx, h, kind, body))
+            yield
+        return
+
+    def rows() -> Iterator[tuple[int, bytes, str, bytes]]:
+        for idx, (kind, body) in enumerate(items, first):
+            h = sha(b"\x00" + body).digest()
+            hashes.append(h)
+            yield idx, h, kind, body
+
+    db.executemany(_SQLITE_ENTRY, rows())
+    yield
 
 
 def index_leaves(session: Session, limit: int = 100_000) -> int:
