@@ -15,13 +15,16 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Message, Scope
 
 from api.context import Context
+from api.ops import metrics, metrics_middleware, readyz
 from api.problems import EXCEPTION_HANDLERS
 from api.routes.certificates import CertificateController, KeysController
 from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
+from api.routes.holder import ActivationCodeController, HolderController, ShareController
 from api.routes.log import LogController
 from api.routes.registry import RegistryController
 from api.routes.verify import UploadController, VerifyController
+from api.routes.witness import WitnessController
 from api.settings import Settings
 
 HOME_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -50,7 +53,10 @@ _SECURITY_HEADERS = [
 
 
 def _is_public_verification(path: str) -> bool:
-    return path.startswith(("/V/", "/v/", "/api/v1/verify", "/verify"))
+    # Share links (/S/<token>, /api/v1/shares/<token>) are public verification too.
+    return path.startswith(
+        ("/V/", "/v/", "/api/v1/verify", "/verify", "/S/", "/s/", "/api/v1/shares/")
+    )
 
 
 async def _security_headers(message: Message, scope: Scope) -> None:
@@ -112,8 +118,14 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             KeysController,
             VerifyController,
             UploadController,
+            ActivationCodeController,
+            HolderController,
+            ShareController,
+            WitnessController,
             home,
             healthz,
+            readyz,
+            metrics,
         ],
         # Batches are the largest bodies the service takes; anything larger is a 413.
         request_max_body_size=settings.max_batch_bytes,
@@ -126,10 +138,14 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
         ),
         on_shutdown=[_shutdown],
-        middleware=[rate_limit.middleware],
+        # Metrics first, so that their latency includes what the rate limiter answers.
+        middleware=[metrics_middleware, rate_limit.middleware],
         before_send=[_security_headers],
         after_response=_after_write,
         state=State({"ctx": ctx}),
         debug=False,
+        # Logging is the process's (``celedger serve`` configures it: JSON or text, redacted);
+        # Litestar's default would replace the root handler in every worker.
+        logging_config=None,
     )
     return app

@@ -32,10 +32,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = [
-            f"  CELEDGER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        ]
+        from api.ops import settings_error_lines
+
+        lines = settings_error_lines(exc)
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
 
@@ -46,11 +45,12 @@ def _out(msg: str) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from ledger.storage.migrate import upgrade
+    from api.ops import migrate
 
     s = _settings(args)
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(s.effective_database_url)
+    # One process at a time (replicas may start together): see api.ops.migrate.
+    migrate(s.effective_database_url)
     _out("database is at the latest schema")
     return EXIT_OK
 
@@ -363,6 +363,85 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Back up the database (consistent snapshot) and the key files into a new directory."""
+    from api.backup import BackupError, backup
+
+    s = _settings(args)
+    try:
+        m = backup(s, Path(args.dir))
+    except BackupError as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return exc.exit_code
+    _out(
+        f"backed up {m.data['dialect']} database (schema {m.data['schema_revision']}) and "
+        f"{len(m.data['files']) - 1} key files to {args.dir}"
+    )
+    _out(f"log at the backup: size {m.size}, root {m.root or '(empty)'}")
+    missing = [k for k, v in m.data["settings_keys"].items() if v["source"] == "setting"]
+    if missing:
+        _out("NOT in the backup (keep them in your secret store): " + ", ".join(missing))
+    _out("the directory holds private keys: encrypt it before it leaves this host")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into an empty database and data directory; then run `celedger audit`."""
+    from api.backup import BackupError, restore
+
+    s = _settings(args)
+    try:
+        m = restore(s, Path(args.dir))
+    except BackupError as exc:
+        print(f"restore refused: {exc}", file=sys.stderr)
+        return exc.exit_code
+    _out(f"restored {m.data['dialect']} database and key files from {args.dir}")
+    _out(f"log restored at size {m.size}, root {m.root or '(empty)'}; checkpoint verified")
+    _out("next: `celedger audit` (re-derives the whole tree), then `celedger serve`")
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish the checkpoint, tiles and entry bundles into a directory (once or every N s)."""
+    import signal
+    import threading
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.context import Context
+    from api.publish import PublishError, publish
+
+    s = _settings(args)
+    ctx = Context.from_settings(s)
+    stop = threading.Event()
+    if args.every:
+        # docker stop: finish the pass in progress, then exit 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            try:
+                r = publish(ctx, Path(args.to))
+            except PublishError as exc:
+                print(f"publish refused: {exc}", file=sys.stderr)
+                return EXIT_FAIL
+            except SQLAlchemyError as exc:
+                print(f"publish: database error: {type(exc).__name__}", file=sys.stderr)
+                if not args.every:
+                    return EXIT_IO
+            else:
+                if r.written or r.checkpoint_changed or not args.every:
+                    _out(
+                        f"published size {r.size} (was {r.previous_size}): {r.written} tiles "
+                        f"and bundles written, {r.skipped} already there, {r.pruned} partial "
+                        f"tiles pruned{'' if r.checkpoint_changed else ', checkpoint unchanged'}"
+                    )
+            if not args.every or stop.wait(args.every):
+                return EXIT_OK
+    finally:
+        ctx.close()
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -372,26 +451,44 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     os.environ["CELEDGER_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.database_url:
         os.environ["CELEDGER_DATABASE_URL"] = settings.database_url
-    uvicorn.run(
-        "api.asgi:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=20,
-        access_log=False,
-    )
+    from api.ops import logging_config, prepare_metrics_dir, remove_metrics_dir
+
+    # Several workers are several processes: their metrics meet in one directory.
+    metrics_dir = prepare_metrics_dir(workers)
+    try:
+        # SIGTERM (docker stop) stops accepting, lets requests in flight finish for up to 20 s
+        # (a batch's transaction commits or rolls back whole), then exits 0.
+        uvicorn.run(
+            "api.asgi:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(settings),
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=20,
+            access_log=False,
+        )
+    finally:
+        remove_metrics_dir(metrics_dir)
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ledger.storage.migrate import upgrade
+    from api.ops import StartupError, preflight
 
     s = _settings(args)
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    if not args.no_migrate:
-        upgrade(s.effective_database_url)
+    if args.workers < 1:
+        print(f"--workers: expected at least 1, found {args.workers}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # Keys, certificate, database, migrations and the log key, checked before any worker
+        # starts: a bad setting stops here with one message naming it.
+        preflight(s, run_migrations=not args.no_migrate)
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return exc.exit_code
     return _serve(s, args.host, args.port, args.workers)
 
 
@@ -437,6 +534,60 @@ def seed_demo_lines(ctx: object) -> list[str]:
     if info.seeded:
         lines += seed_completions(ctx.db, ctx.log, ctx.vault)
     return lines
+
+
+def cmd_keys_witness(args: argparse.Namespace) -> int:
+    """Create the witness cosigning key if missing; print its verifier key."""
+    from api.routes.witness import load_or_create_witness_signer, witness_key_file
+    from ledger.errors import LedgerError
+
+    s = _settings(args)
+    existed = witness_key_file(s).exists()
+    try:
+        signer = load_or_create_witness_signer(s.model_copy(update={"environment": "development"}))
+    except LedgerError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    _out(
+        ("witness key already exists: " if existed else "created witness key: ")
+        + str(witness_key_file(s))
+    )
+    _out("witness verifier key (give it to the logs you witness): " + signer.verifier().to_vkey())
+    return EXIT_OK
+
+
+def cmd_witness_sync(args: argparse.Namespace) -> int:
+    """Ask the configured witnesses to cosign the latest checkpoint (once, or every N s).
+    Exit 0 all cosigned or up to date, 1 a witness refused, 3 a witness unreachable."""
+    import time
+
+    from api.context import Context
+    from api.routes.witness import request_cosignatures
+
+    s = _settings(args)
+    if not s.witnesses:
+        print("no witnesses configured (CELEDGER_WITNESSES)", file=sys.stderr)
+        return EXIT_USAGE
+    ctx = Context.from_settings(s)
+    try:
+        while True:
+            results = request_cosignatures(ctx)
+            for r in results:
+                _out(
+                    f"{r.witness}: {r.outcome} (log size {r.size}, witness size {r.witness_size})"
+                    + (f": {r.detail}" if r.detail else "")
+                )
+            if not args.every:
+                break
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        ctx.close()
+    outcomes = {r.outcome for r in results}
+    if "refused" in outcomes:
+        return EXIT_FAIL
+    return EXIT_IO if "unreachable" in outcomes else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -516,6 +667,52 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--vkey", help="the remote log's verifier key")
     sp.add_argument("--origin", help="the remote log's origin")
     sp.set_defaults(func=cmd_audit)
+
+    sp = sub.add_parser(
+        "backup",
+        help="back up the database and the key files into a new directory",
+        description="A consistent copy while the service runs (pg_dump of an exported snapshot "
+        "/ SQLite online backup), the key files, and a manifest with every file's SHA-256 and "
+        "the log's checkpoint. Exit codes: 0 done, 2 usage, 3 pg_dump or database failed.",
+    )
+    sp.add_argument("dir", help="new or empty directory (it will hold private keys: mode 0700)")
+    sp.set_defaults(func=cmd_backup)
+    sp = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty database and data directory",
+        description="Checks every file's hash, the origin and the configured keys' fingerprints "
+        "first; after loading, checks the restored checkpoint. Run `celedger audit` next. Exit "
+        "codes: 0 restored, 1 the backup is damaged or does not check, 2 usage (target not "
+        "empty, wrong key or origin), 3 pg_restore or database failed.",
+    )
+    sp.add_argument("dir", help="the backup directory")
+    sp.set_defaults(func=cmd_restore)
+    sp = sub.add_parser(
+        "publish",
+        help="write the checkpoint, tiles and entry bundles (c2sp tlog-tiles) into a directory",
+        description="Incremental: only new tiles are written; the checkpoint last. Serve the "
+        "directory statically or sync it to object storage for a CDN. Exit codes: 0 done, 1 "
+        "refused (the database does not extend what was published), 3 database error.",
+    )
+    sp.add_argument("--to", required=True, help="output directory (the log's URL prefix)")
+    sp.add_argument(
+        "--every", type=float, default=0, help="repeat every N seconds (default: run once)"
+    )
+    sp.set_defaults(func=cmd_publish)
+
+    keys.add_parser(
+        "witness", help="create the witness cosigning key if missing; print its verifier key"
+    ).set_defaults(func=cmd_keys_witness)
+    sp = sub.add_parser(
+        "witness-sync",
+        help="ask the configured witnesses (CELEDGER_WITNESSES) to cosign the latest checkpoint",
+        description="Exit codes: 0 every witness cosigned or was up to date, 1 a witness "
+        "refused (e.g. a fork), 2 usage, 3 a witness was unreachable.",
+    )
+    sp.add_argument(
+        "--every", type=float, default=0, help="repeat every N seconds (default: run once)"
+    )
+    sp.set_defaults(func=cmd_witness_sync)
     return p
 
 

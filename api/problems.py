@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from api.ops import count_batch_refused
 from ledger.errors import AppendError, FormatError, LedgerError, ProofError
 from ledger.registry.errors import (
     InstitutionBarred,
@@ -67,7 +68,8 @@ def problem_response(
     return Response(body, status_code=status, media_type="application/problem+json")
 
 
-def handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+def handle_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    count_batch_refused(request, exc)
     return problem_response(exc.status, exc.code, exc.code, exc.detail, exc.extra)
 
 
@@ -83,7 +85,10 @@ def _details(exc: LedgerError) -> dict[str, Any]:
     return extra
 
 
-def handle_ledger_error(_: Request[Any, Any, Any], exc: LedgerError) -> Response[dict[str, Any]]:
+def handle_ledger_error(
+    request: Request[Any, Any, Any], exc: LedgerError
+) -> Response[dict[str, Any]]:
+    count_batch_refused(request, exc)
     # Errors that know their own HTTP status and stable code (e.g. an unreadable upload: 400,
     # an oversized batch: 413) answer with them; the rest by class, in STATUS_FOR order.
     own_status, own_code = getattr(exc, "status", None), getattr(exc, "code", None)

@@ -344,7 +344,24 @@ class OnlineVerifier:
             tuple(checks),
             document,
             tuple(self._describe(session, r) for r in records),
-            tuple(notes),
+            tuple(notes + erasure_notes(session, records)),
+        )
+
+    # -- records a holder shared (a share link: no token) -------------------------------------
+
+    def verify_records(self, session: Session, records: Sequence[CompletionRecord]) -> Report:
+        """The ledger checks of records reached through a holder's share link.  The link itself
+        is the credential (no token, so no signature check); inclusion, status and recognition
+        are checked as for a scanned token."""
+        status, notes = self._status(session, records)
+        recognised, later = self._recognised(session, records)
+        checks = (self._inclusion(session, records), status, recognised)
+        return Report(
+            decide(checks, base_revoked_later=later),
+            checks,
+            {"kind": "share", "records": len(records)},
+            tuple(self._describe(session, r) for r in records),
+            tuple(notes + erasure_notes(session, records)),
         )
 
     # -- an uploaded PDF ---------------------------------------------------------------------
@@ -474,6 +491,16 @@ class OnlineVerifier:
             )
             out["id_number"] = "match" if same else "no-match"
         return out
+
+
+def erasure_notes(session: Session, records: Sequence[CompletionRecord]) -> list[tuple[str, str]]:
+    """A note when the holder of the records had their personal data erased (PIPL Art. 47):
+    the records stay in the ledger and verify, but nobody can link them to a person now."""
+    for person_id in sorted({r.person_id for r in records}):
+        person = session.get(Person, person_id)
+        if person is not None and person.sealed is None:
+            return [("持有人已申请删除个人信息", "the holder's personal data was erased")]
+    return []
 
 
 def read_qr(pdf: bytes) -> str | None:

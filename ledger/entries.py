@@ -50,7 +50,8 @@ KINDS = frozenset(
         "key.added",
         "key.retired",
         "key.compromised",
-        # holder-requested erasure (the entry names only the commitment)
+        # holder-requested erasure (a random erasure id, the record count and the time: nothing
+        # derived from the person)
         "erasure",
     }
 )

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import PRINCIPAL_DEPENDENCY
 from api.context import Context
+from api.ops import count_batch_accepted
 from api.problems import Problem
 from certificates.summary_pdf import summary_pdf
 from ledger.canonical import parse_json
@@ -225,6 +226,7 @@ class CompletionController(Controller):
             return _json(posted.receipt, 200)
         if posted.replayed:
             return _json(posted.receipt, 200, {"Idempotent-Replayed": "true"})
+        count_batch_accepted(posted.receipt)
         return _json(
             posted.receipt,
             201,

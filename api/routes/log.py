@@ -22,6 +22,7 @@ from ledger.errors import FormatError, ProofError
 from ledger.storage.log import Log
 from ledger.storage.models import LogCheckpoint
 from ledger.tiles import TILE_WIDTH
+from ledger.witness_models import with_cosignatures
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=5"
@@ -60,7 +61,9 @@ class LogController(Controller):
     def checkpoint(self, ctx: NamedDependency[Context]) -> Response[str]:
         """The latest signed checkpoint (c2sp.org/tlog-checkpoint)."""
         with ctx.db.reader() as s:
-            _size, note = _latest(ctx, s)
+            size, note = _latest(ctx, s)
+            # Witnesses' cosignatures, if any were gathered yet (api/routes/witness.py).
+            note = with_cosignatures(s, size, note)
         return Response(note, headers={"Cache-Control": SHORT})
 
     @get("/log/tile/{path:path}", media_type="application/octet-stream", sync_to_thread=True)

@@ -26,6 +26,7 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import Context
+from api.ops import count_verification
 from verification.report import Report
 
 __all__ = ["UploadController", "VerifyController", "offline_bundle", "render_page"]
@@ -208,10 +209,14 @@ class VerifyController(Controller):
 
     def _report(self, ctx: Context, token: str) -> Report:
         with ctx.db.reader() as s:
-            return ctx.verifier().verify(s, _clip(token))
+            report = ctx.verifier().verify(s, _clip(token))
+        count_verification(report, "token")
+        return report
 
+    # HTML pages stay out of the API reference (and two paths would share one operation id).
     @get(
         ["/V/{token:str}", "/v/{token:str}"],
+        include_in_schema=False,
         cache_control=_SHORT,
         media_type="text/html; charset=utf-8",
     )
@@ -239,6 +244,7 @@ class VerifyController(Controller):
     # wrapper is not awaited for them.)
     @post(
         ["/V/{token:str}", "/v/{token:str}"],
+        include_in_schema=False,
         status_code=200,
         media_type="text/html; charset=utf-8",
         cache_control=CacheControlHeader(no_store=True),
@@ -356,7 +362,9 @@ class UploadController(Controller):
             with ctx.db.reader() as s:
                 return ctx.verifier().verify_pdf(s, pdf, roots)
 
-        return await anyio.to_thread.run_sync(work)
+        report = await anyio.to_thread.run_sync(work)
+        count_verification(report, "pdf")
+        return report
 
     @post("/api/v1/verify/pdf", status_code=200, cache_control=CacheControlHeader(no_store=True))
     async def api_pdf(

@@ -200,6 +200,12 @@ RULES: Final = {
             "whose register it extracts (the professional's own access comes with accounts)",
         ),
         _rule(
+            "activation.issue",
+            {A, B},
+            "a professional's account activation code is issued by a base that has records of "
+            "the person, or by an authority over a base that has",
+        ),
+        _rule(
             "base.signing-key",
             {B},
             "a base registers the Ed25519 keys it signs its batches with",

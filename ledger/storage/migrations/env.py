@@ -6,6 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from ledger import issuing_models as _issuing_models  # noqa: F401  (registers its tables)
+from ledger import witness_models as _witness_models  # noqa: F401  (registers its tables)
+from ledger.accounts import models as _account_models  # noqa: F401  (registers its tables)
 from ledger.completions import models as _completion_models  # noqa: F401  (registers its tables)
 from ledger.registry import models as _registry_models  # noqa: F401  (registers its tables)
 from ledger.storage.models import Base
