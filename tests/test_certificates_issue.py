@@ -99,6 +99,13 @@ def test_completion_certificate_proves_itself(client: Any, ctx: Any, tmp_path: P
     url = _qr(pdf, tmp_path)
     assert url.startswith(ctx.settings.public_url.upper() + "/V/")
     claims = verify_token(token_from_url(url), _keys(client))
+    # Followed like a phone would: the URL's page and its JSON say valid.
+    from urllib.parse import urlsplit
+
+    page = client.get(urlsplit(url).path)
+    assert page.status_code == 200 and 'data-verdict="valid"' in page.text
+    token = urlsplit(url).path.rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/verify/{token}").json()["verdict"] == "valid"
     assert (
         claims.ledger_index
         == client.get(f"/api/v1/completions/{rid}", headers=keys["base:1"]).json()["versions"][0][
