@@ -326,6 +326,7 @@ _REDACTIONS: Final = [
         "[id-number]",
     ),
     (re.compile(r"cek_[A-Za-z0-9_\-]+"), "cek_[redacted]"),
+    (re.compile(r"ses_[A-Za-z0-9_\-]+"), "ses_[redacted]"),
     (re.compile(r"(?i)(bearer\s+)\S+"), r"\1[redacted]"),
     # A token in a URL path: verification (/V/<token>, /api/v1/verify/<token>) and share
     # links (/S/<token>, /api/v1/shares/<token>).

@@ -200,3 +200,5 @@ def test_redaction_is_a_second_line_of_defence() -> None:
     assert redact("/api/v1/verify/pdf") == "/api/v1/verify/pdf"
     assert redact("shared at /S/" + "B" * 30) == "shared at /S/[token]"
     assert redact("GET /V/{token} 200") == "GET /V/{token} 200"
+    assert redact("session ses_AbC-123_x ended") == "session ses_[redacted] ended"
+    assert redact("GET /api/v1/shares/" + "C" * 30) == "GET /api/v1/shares/[token]"
