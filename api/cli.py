@@ -442,6 +442,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
         ctx.close()
 
 
+def _listen(host: str, port: int) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -458,7 +469,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     try:
         # SIGTERM (docker stop) stops accepting, lets requests in flight finish for up to 20 s
         # (a batch's transaction commits or rolls back whole), then exits 0.
-        uvicorn.run(
+        config = uvicorn.Config(
             "api.asgi:app_factory",
             factory=True,
             host=host,
@@ -469,6 +480,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
             timeout_graceful_shutdown=20,
             access_log=False,
         )
+        if workers == 1:
+            uvicorn.Server(config).run()
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            # uvicorn binds the shared socket with proto 0 when it forks workers; connections
+            # inherit it and asyncio then never sets TCP_NODELAY, so every keep-alive response
+            # waited ~40 ms for the client's delayed ACK (uvicorn issue #3149).  Bind it here.
+            Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         remove_metrics_dir(metrics_dir)
     return EXIT_OK
