@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,6 +53,15 @@ from verification.report import Check, Report, decide
 from verification.token import TokenClaims, issue_token, token_from_url, token_url, verify_token
 
 __all__ = ["OnlineVerifier"]
+
+
+_REASON_ZH: Final = {
+    "fraud": "弄虚作假",
+    "error": "登记错误",
+    "duplicate": "重复登记",
+    "base-revoked": "基地资格问题",
+    "other": "其他",
+}
 
 
 def _hours(tenths: int) -> str:
@@ -167,7 +176,7 @@ class OnlineVerifier:
                 return Check(
                     "record-status",
                     False,
-                    f"记录 {r.id} 已于 {day} 被撤销（原因类别：{revocation.reason_code}）",
+                    f"记录 {r.id} 已于 {day} 被撤销（原因：{_REASON_ZH.get(revocation.reason_code, revocation.reason_code)}）",
                     f"record {r.id} was revoked on {day} (reason: {revocation.reason_code})",
                     "revoked",
                 ), notes

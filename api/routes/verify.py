@@ -47,7 +47,9 @@ _CSS: Final = (
     "li{margin:.3rem 0}.y{color:#1e8e3e}.n{color:#d93025}.q{color:#777}"
     "form{margin-top:1.5rem;padding:1rem;background:#f6f6f6;border-radius:.5rem}"
     "input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box;margin:.2rem 0 .6rem}"
-    "button{font-size:1rem;padding:.5rem 1rem}small{color:#666}"
+    "button{font-size:1rem;padding:.5rem 1rem}small{color:#666}.d{white-space:nowrap}"
+    "h1{font-size:1.5rem}@media(max-width:360px){h1{font-size:1.25rem}}"
+    "p small a{display:inline-block;padding:.5rem .25rem}"
 )
 
 _LABELS: Final = {
@@ -94,6 +96,22 @@ _LABELS: Final = {
 }
 
 
+#: What each check is called on the page (the JSON keeps the stable ids).
+_CHECK_NAMES: Final = {
+    "zh": {
+        "token": "二维码", "signature": "签名", "key-status": "密钥状态",
+        "ledger-inclusion": "账本登记", "record-status": "记录状态", "base-recognised": "基地资格",
+        "pdf-signature": "PDF签名", "credential": "内嵌凭证", "consistency": "一致性",
+    },
+    "en": {
+        "token": "Code", "signature": "Signature", "key-status": "Key status",
+        "ledger-inclusion": "In the ledger", "record-status": "Record status",
+        "base-recognised": "Base recognised", "pdf-signature": "PDF signature",
+        "credential": "Embedded credential", "consistency": "Consistency",
+    },
+}  # fmt: skip
+
+
 def _e(value: object) -> str:
     return html.escape(str(value))
 
@@ -112,7 +130,7 @@ def render_page(
     checks = "".join(
         f'<li><span class="{"y" if c.ok else ("q" if c.ok is None else "n")}">'
         f"{'✓' if c.ok else ('–' if c.ok is None else '✗')}</span> "
-        f"<b>{_e(c.id)}</b>: {_e(c.zh if lang == 'zh' else c.en)}</li>"
+        f"<b>{_e(_CHECK_NAMES[lang].get(c.id, c.id))}</b>：{_e(c.zh if lang == 'zh' else c.en)}</li>"
         for c in report.checks
     )
     rows = ""
@@ -125,7 +143,8 @@ def render_page(
             f"<tr><th>{t['class']}</th><td>{_e(r['class_title'])} ({_e(r['class_code'])})</td></tr>"
             f"<tr><th>{t['category']}</th><td>{_e(r['category'])} · {_e(r['mode'])}</td></tr>"
             f"<tr><th>{t['hours']}</th><td>{_e(r['hours'])}</td></tr>"
-            f"<tr><th>{t['dates']}</th><td>{_e(r['start'])} – {_e(r['end'])}</td></tr>"
+            f'<tr><th>{t["dates"]}</th><td><span class="d">{_e(r["start"])}</span> – '
+            f'<span class="d">{_e(r["end"])}</span></td></tr>'
             f"<tr><th>{t['result']}</th><td>{_e(r['result'])}</td></tr>"
             f"<tr><th>{t['ledger']}</th><td>#{_e(r['ledger_index'])} <small>{_e(r['record'])}</small></td></tr>"
             "</table>"
