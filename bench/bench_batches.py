@@ -11,6 +11,10 @@ Targets (issue): >= 20,000 records/s on PostgreSQL and >= 0.3x the raw COPY rate
 rows in under 5 s.
 
     python bench/bench_batches.py [--rows 200000] [--batch 10000] [--dbs sqlite,postgresql]
+                                  [--repeat 3]
+
+The raw baseline is measured just before and just after the posts (their mean), so that the
+ratio sees the load the posts saw: other work on the machine comes and goes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_db, median, row
+from bench.common import fresh_db, median
 from ledger.identity import check_character
 from ledger.registry.demo import DEMO_YEAR
 from ledger.registry.services import CHINA_TZ
@@ -143,8 +148,9 @@ def serve(data_dir: Path, url: str, workers: int) -> tuple[subprocess.Popen[byte
     raise SystemExit("server did not start")
 
 
-def raw_rate(url: str, rows: list[dict[str, Any]], batch: int) -> float:
-    """Records/s for a bare bulk insert of completion-shaped rows (COPY / executemany)."""
+def raw_rate(url: str, rows: list[dict[str, Any]], batch: int, table: str = "bench_raw") -> float:
+    """Records/s for a bare bulk insert of completion-shaped rows (COPY / executemany) into a
+    fresh ``table``, dropped afterwards."""
     tuples = [
         (
             f"r_{secrets.token_hex(13)}",
@@ -182,7 +188,7 @@ def raw_rate(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     is_pg = engine.dialect.name == "postgresql"
     blob = "bytea" if is_pg else "blob"
     ddl = (
-        f"CREATE TABLE bench_raw (id varchar(32) primary key, token {blob} unique, kind text, "
+        f"CREATE TABLE {table} (id varchar(32) primary key, token {blob} unique, kind text, "
         f"batch_id text, row_number int, base_id int, plan_id int, class_code text, year int, "
         f"person_id bigint, salt {blob}, subject text, sealed {blob}, category text, mode text, "
         f"hours_tenths int, start_date date, end_date date, result text, fee_fen bigint, "
@@ -197,15 +203,17 @@ def raw_rate(url: str, rows: list[dict[str, Any]], batch: int) -> float:
             if is_pg:
                 raw = c.connection.dbapi_connection
                 assert raw is not None
-                with raw.cursor() as cur, cur.copy(f"COPY bench_raw ({columns}) FROM STDIN") as cp:  # type: ignore[attr-defined]
+                with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp:  # type: ignore[attr-defined]
                     for t in chunk:
                         cp.write_row(t)
             else:
                 marks = ", ".join("?" * len(chunk[0]))
                 c.connection.dbapi_connection.executemany(  # type: ignore[union-attr]
-                    f"INSERT INTO bench_raw ({columns}) VALUES ({marks})", chunk
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})", chunk
                 )
     elapsed = time.perf_counter() - t0
+    with engine.begin() as c:
+        c.execute(text(f"DROP TABLE {table}"))
     engine.dispose()
     return len(tuples) / elapsed
 
@@ -226,12 +234,22 @@ def xlsx_bytes(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-def run(kind: str, total: int, batch: int, workers: int, clients: int) -> None:
-    print(
-        f"\n== {kind}: {total:,} records in batches of {batch:,} through HTTP "
-        f"({workers} server worker(s), {clients} concurrent client(s))",
-        flush=True,
-    )
+@dataclass(frozen=True)
+class Figures:
+    rate: float
+    batch_s: float
+    raw: float
+    xlsx_s: float
+    load: float
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.raw
+
+
+def run(
+    kind: str, total: int, batch: int, workers: int, clients: int, fresh_connections: bool
+) -> Figures:
     with fresh_db(kind) as url, tempfile.TemporaryDirectory(prefix="celedger-bench-") as d:
         data_dir = Path(d)
         key = seed(data_dir, url)
@@ -242,11 +260,20 @@ def run(kind: str, total: int, batch: int, workers: int, clients: int) -> None:
             ).encode()
             for k in range(0, total, batch)
         ]
+        # The raw baseline runs just before and just after the posts, on the same database:
+        # other work on the machine comes and goes, and the ratio should see the same load.
+        same_shape = [r for b in bodies[:1] for r in json.loads(b)["records"]] * (total // batch)
+        raw_before = raw_rate(url, same_shape, batch, "bench_raw_before")
+        load = os.getloadavg()[0]
         proc, base = serve(data_dir, url, workers)
         times: list[float] = []
 
         def client(mine: list[bytes]) -> None:
-            with httpx.Client(base_url=base, timeout=600) as http:
+            # With keep-alive a client's batches all go to whichever worker accepted its
+            # connection (both clients often land on the same one); a connection per batch,
+            # as separate uploads would make, lets the server's workers share the batches.
+            limits = httpx.Limits(max_keepalive_connections=0 if fresh_connections else None)
+            with httpx.Client(base_url=base, timeout=600, limits=limits) as http:
                 for body in mine:
                     t0 = time.perf_counter()
                     r = http.post("/api/v1/bases/1/batches", content=body, headers=headers)
@@ -280,16 +307,42 @@ def run(kind: str, total: int, batch: int, workers: int, clients: int) -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-        rate = total / elapsed
-        raw = raw_rate(
-            url, [r for b in bodies[:1] for r in json.loads(b)["records"]] * (total // batch), batch
+        raw_after = raw_rate(url, same_shape, batch, "bench_raw_after")
+        return Figures(
+            rate=total / elapsed,
+            batch_s=median(times),
+            raw=(raw_before + raw_after) / 2,
+            xlsx_s=xlsx_s,
+            load=max(load, os.getloadavg()[0]),
         )
-        row("metric", "value")
-        row("records/s via HTTP (overall)", f"{rate:,.0f}")
-        row("median batch time (s)", f"{median(times):.3f}")
-        row("raw bulk insert records/s", f"{raw:,.0f}")
-        row("ratio HTTP / raw", f"{rate / raw:.2f}x")
-        row("XLSX 10,000 rows upload (s)", f"{xlsx_s:.2f}")
+
+
+def _row(*cols: str) -> None:
+    print(f"  {cols[0]:<8}" + "".join(f"{c:>13}" for c in cols[1:]), flush=True)
+
+
+def report(runs: list[Figures]) -> None:
+    _row("run", "HTTP rec/s", "batch s", "raw rec/s", "ratio", "XLSX s", "load")
+    for i, f in enumerate(runs, start=1):
+        _row(
+            f"{i}",
+            f"{f.rate:,.0f}",
+            f"{f.batch_s:.3f}",
+            f"{f.raw:,.0f}",
+            f"{f.ratio:.2f}x",
+            f"{f.xlsx_s:.2f}",
+            f"{f.load:.1f}",
+        )
+    if len(runs) > 1:
+        _row(
+            "median",
+            f"{median([f.rate for f in runs]):,.0f}",
+            f"{median([f.batch_s for f in runs]):.3f}",
+            f"{median([f.raw for f in runs]):,.0f}",
+            f"{median([f.ratio for f in runs]):.2f}x",
+            f"{median([f.xlsx_s for f in runs]):.2f}",
+            "",
+        )
 
 
 def main() -> None:
@@ -299,9 +352,30 @@ def main() -> None:
     p.add_argument("--dbs", default="sqlite,postgresql")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (2 cores)")
     p.add_argument("--clients", type=int, default=2, help="concurrent posting clients")
+    p.add_argument("--repeat", type=int, default=1, help="runs per database (medians printed)")
+    p.add_argument(
+        "--new-connections",
+        action="store_true",
+        help="a new HTTP connection per batch (default: each client keeps its connection)",
+    )
     args = p.parse_args()
     for kind in args.dbs.split(","):
-        run(kind, args.rows, args.batch, args.workers, args.clients)
+        print(
+            f"\n== {kind}: {args.rows:,} records in batches of {args.batch:,} through HTTP "
+            f"({args.workers} server worker(s), {args.clients} concurrent client(s)); raw = "
+            "mean of a bare bulk insert just before and just after; load = 1-min load average",
+            flush=True,
+        )
+        runs = []
+        for _ in range(args.repeat):
+            runs.append(
+                run(kind, args.rows, args.batch, args.workers, args.clients, args.new_connections)
+            )
+            print(
+                f"  run {len(runs)}: {runs[-1].rate:,.0f} records/s, {runs[-1].ratio:.2f}x raw",
+                flush=True,
+            )
+        report(runs)
 
 
 if __name__ == "__main__":

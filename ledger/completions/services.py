@@ -13,6 +13,16 @@ content is a conflict.
 
 Appenders are serialised by the log's lock, taken before any check that reads what another
 batch could be writing (duplicates), so two batches cannot both pass the same duplicate check.
+
+Speed (10,000-row batches): as much as possible happens before the lock, so that concurrent
+batches overlap there — `prepare_batch` (any session, no lock) types and judges the rows,
+encodes the entries, seals, reads the people who already exist and writes every row of the
+bulk inserts but for the numbers only known later; `commit_batch` adds the new people (before
+the lock: the unique lookup arbitrates, see `_add_people`), then under the lock re-checks what
+may have moved (the people read before it, recognition, duplicates), appends, and inserts the
+records.  The fast paths (`ledger.completions.rules._plain_row`, `_digest`,
+`_completion_entries`) give exactly what the general code gives;
+``tests/test_batch_speedups.py`` compares them.
 """
 
 from __future__ import annotations
@@ -20,16 +30,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonicalize
@@ -41,7 +54,13 @@ from ledger.completions.models import (
     Person,
     Revocation,
 )
-from ledger.completions.pii import PersonalDataVault, commitment, new_salt
+from ledger.completions.pii import (
+    PersonalDataVault,
+    commitment,
+    new_salt,
+    new_salts,
+    person_plaintext,
+)
 from ledger.completions.rules import (
     ClassFacts,
     OperatingDays,
@@ -49,8 +68,10 @@ from ledger.completions.rules import (
     RowIn,
     check_against_class,
     normalise_row,
+    normalise_rows,
 )
-from ledger.entries import encode_entries, encode_entry
+from ledger.entries import check_no_personal_data, encode_entries, encode_entry
+from ledger.errors import FormatError
 from ledger.identity import mask_id, mask_name
 from ledger.policy import EffectivePolicy
 from ledger.registry.auth import Principal, Scope, base_id, require
@@ -64,7 +85,14 @@ from ledger.registry.services import (
     local_date,
 )
 from ledger.registry.summary import CompletionRow
-from ledger.storage.db import bulk_insert, reserve_ids
+from ledger.storage.db import (
+    copy_data,
+    copy_text,
+    driver_values,
+    executemany_rows,
+    is_unique_violation,
+    reserve_ids,
+)
 from ledger.storage.log import AppendResult, Log
 
 __all__ = [
@@ -162,9 +190,12 @@ def _new_id(prefix: str) -> str:
     return prefix + base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
 
 
+_RECORD_TAG: Final = b"celedger-record-v1\x00"
+
+
 def record_id_of_token(token: bytes) -> str:
     """The public record id that belongs to a secret token (the token cannot be recovered)."""
-    digest = hashlib.sha256(b"celedger-record-v1\x00" + token).digest()
+    digest = hashlib.sha256(_RECORD_TAG + token).digest()
     return "r_" + base64.b32encode(digest[:15]).decode("ascii").lower()
 
 
@@ -324,67 +355,196 @@ def _check_signature(session: Session, base: int, digest: str, signature: BatchS
         ) from None
 
 
+@dataclass
 class _People:
-    """Finds (or prepares) the person of each ID number, once per batch."""
+    """The people of a batch as read before the lock (`prepare_batch`).
 
-    def __init__(self, session: Session, vault: PersonalDataVault, now: datetime) -> None:
-        self.session = session
-        self.vault = vault
-        self.now = now
-        self.ids: dict[str, int] = {}
-        self.names: dict[str, str] = {}
-        self.new: dict[str, tuple[bytes, str]] = {}
+    ``ids``/``names``: the persons that already exist (names unsealed; none for an erased
+    person); ``new``: (lookup, ID number) of everyone else, sorted by lookup, with their
+    sealed name and number and their ``persons`` rows encoded for the bulk insert (all but
+    the id, which is reserved when they are written).
+    """
 
-    def load(self, rows: Sequence[RowIn]) -> None:
-        lookups = {self.vault.lookup(r.id_number): r.id_number for r in rows}
-        keys = list(lookups)
-        for chunk in _chunks(keys):
-            for pid, lookup, sealed in self.session.execute(
-                select(Person.id, Person.lookup, Person.sealed).where(Person.lookup.in_(chunk))
-            ):
-                number = lookups[bytes(lookup)]
-                self.ids[number] = pid
-                if sealed is not None:
-                    self.names[number] = self.vault.open(bytes(sealed), bytes(lookup))["name"]
-        for lookup, number in lookups.items():
-            if number not in self.ids:
-                self.new[number] = (lookup, "")
+    ids: dict[str, int]
+    names: dict[str, str]
+    new: list[tuple[bytes, str]]
+    sealed: list[bytes]
+    rows: list[Any]
 
-    def check_names(self, rows: Sequence[RowIn]) -> list[RowError]:
-        errors = []
-        first_name: dict[str, str] = {}
-        for r in rows:
-            known = self.names.get(r.id_number) or first_name.setdefault(r.id_number, r.name)
-            if known != r.name:
-                errors.append(
-                    RowError(
-                        r.row,
-                        "name",
-                        "name.id-mismatch",
-                        f"该身份证号已登记的姓名为“{mask_name(known)}”，与本行“{r.name}”不一致 / "
-                        "this ID number is registered under another name",
-                    )
-                )
-        return errors
 
-    def insert_new(self, rows: Sequence[RowIn]) -> None:
-        if not self.new:
-            return
-        names = {r.id_number: r.name for r in rows}
-        params = [
-            {
-                "lookup": lookup,
-                "sealed": self.vault.seal({"name": names[n], "id_number": n}, lookup),
-                "created_at": self.now,
-            }
-            for n, (lookup, _) in self.new.items()
+def _people_by_lookup(
+    session: Session, vault: PersonalDataVault, lookups: Sequence[bytes], *, unseal: bool = True
+) -> dict[bytes, tuple[int, str | None]]:
+    """Lookup → (person id, unsealed name — None once erased, or when not ``unseal``), for
+    those that exist."""
+    found: dict[bytes, tuple[int, str | None]] = {}
+    if not lookups:
+        return found
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    if _is_postgres(session):
+        # One statement with an array (an IN list of thousands of parameters costs more to
+        # send and plan than the index probes), sent as the text of a bytea[] literal:
+        # psycopg adapts a list element by element in Python, ten times slower than this.
+        literal = "{" + ",".join([f'"\\\\x{lookup.hex()}"' for lookup in lookups]) + "}"
+        hits = driver.execute(
+            "SELECT id, lookup, sealed FROM persons WHERE lookup = ANY(%s::bytea[])", [literal]
+        ).fetchall()
+    else:
+        hits = []
+        for chunk in _chunks(lookups):
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT id, lookup, sealed FROM persons WHERE lookup IN ({marks})"  # noqa: S608
+            hits.extend(driver.execute(sql, list(chunk)).fetchall())
+    for pid, lookup, sealed in hits:
+        key = bytes(lookup)
+        name = None if sealed is None or not unseal else vault.open(bytes(sealed), key)["name"]
+        found[key] = (int(pid), name)
+    return found
+
+
+def _read_people(
+    session: Session,
+    vault: PersonalDataVault,
+    rows: Sequence[RowIn],
+    at: datetime,
+    postgres: bool,
+) -> _People:
+    first_name: dict[str, str] = {}
+    for r in rows:
+        first_name.setdefault(r.id_number, r.name)
+    numbers = list(first_name)
+    lookups = vault.lookups(numbers)
+    found = _people_by_lookup(session, vault, lookups)
+    ids: dict[str, int] = {}
+    names: dict[str, str] = {}
+    new: list[tuple[bytes, str]] = []
+    for number, lookup in zip(numbers, lookups, strict=True):
+        hit = found.get(lookup)
+        if hit is None:
+            new.append((lookup, number))
+            continue
+        ids[number] = hit[0]
+        if hit[1] is not None:
+            names[number] = hit[1]
+    # Every batch adds its people in lookup order: two batches adding some of the same people
+    # at once then wait for each other in one order only, never in a cycle (no deadlock).
+    new.sort()
+    sealed = vault.seal_many(
+        [person_plaintext(first_name[n], n) for _, n in new],
+        [lookup for lookup, _ in new],
+    )
+    if postgres:
+        created = copy_text(at)
+        encoded: list[Any] = [
+            f"\\\\x{lookup.hex()}\t\\\\x{blob.hex()}\t{created}".encode()
+            for (lookup, _), blob in zip(new, sealed, strict=True)
         ]
-        # Ids reserved up front (under the append lock) so all people go in one COPY.
-        ids = reserve_ids(self.session, Person.__table__, len(params))
-        for pid, p, number in zip(ids, params, self.new, strict=True):
-            p["id"] = pid
-            self.ids[number] = pid
-        bulk_insert(self.session, Person.__table__, params)
+    else:
+        created_value = driver_values(session, Person.__table__, "created_at")(at)
+        encoded = [
+            (lookup, blob, created_value) for (lookup, _), blob in zip(new, sealed, strict=True)
+        ]
+    return _People(ids, names, new, sealed, encoded)
+
+
+_PERSON_COLUMNS: Final = ("id", "lookup", "sealed", "created_at")
+
+
+def _add_people(
+    session: Session, vault: PersonalDataVault, p: PreparedBatch
+) -> tuple[dict[str, int], dict[str, str], dict[str, int]]:
+    """Write the batch's new people; answer (every person id, the known names, the ids of
+    the people who existed before this batch).
+
+    Runs before the append lock: people are identities, not ledger acts, and the unique
+    lookup decides who adds a person first.  Normally nobody has added any of them since
+    `prepare_batch` read them, and they go in as one bulk insert; if someone has (the insert
+    meets the unique lookup), the insert is undone and the people are added one by one,
+    skipping and reading whoever now exists.
+    """
+    people = p.people
+    ids = dict(people.ids)
+    names = dict(people.names)
+    existing = dict(people.ids)
+    if not people.new:
+        return ids, names, existing
+    pids = reserve_ids(session, Person.__table__, len(people.new))
+    try:
+        with session.begin_nested():
+            if p.postgres:
+                data = b"".join(
+                    [b"%d\t%b\n" % (pid, line) for pid, line in zip(pids, people.rows, strict=True)]
+                )
+                copy_data(session, Person.__table__, _PERSON_COLUMNS, data)
+            else:
+                executemany_rows(
+                    session,
+                    Person.__table__,
+                    _PERSON_COLUMNS,
+                    [(pid, *row) for pid, row in zip(pids, people.rows, strict=True)],
+                )
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+    else:
+        for (_, number), pid in zip(people.new, pids, strict=True):
+            ids[number] = pid
+        return ids, names, existing
+    # Someone added some of these people meanwhile.
+    number_of = dict(people.new)
+    for lookup, (pid, name) in _people_by_lookup(session, vault, list(number_of)).items():
+        number = number_of.pop(lookup)
+        ids[number] = existing[number] = pid
+        if name is not None:
+            names[number] = name
+    missing = [
+        (pid, lookup, blob)
+        for pid, (lookup, _), blob in zip(pids, people.new, people.sealed, strict=True)
+        if lookup in number_of
+    ]
+    if missing:
+        table = cast("Table", Person.__table__)
+        insert_person = (
+            pg_insert(table) if p.postgres else sqlite_insert(table)
+        ).on_conflict_do_nothing(index_elements=["lookup"])
+        session.execute(
+            insert_person,
+            [
+                {"id": pid, "lookup": lookup, "sealed": blob, "created_at": p.at}
+                for pid, lookup, blob in missing
+            ],
+        )
+        found = _people_by_lookup(session, vault, [lookup for _, lookup, _ in missing])
+        for ours, lookup, _ in missing:
+            pid, name = found[lookup]
+            number = number_of[lookup]
+            ids[number] = pid
+            if pid != ours:  # added by another batch between our two statements
+                existing[number] = pid
+                if name is not None:
+                    names[number] = name
+    return ids, names, existing
+
+
+def _name_errors(rows: Sequence[RowIn], names: Mapping[str, str]) -> list[RowError]:
+    """Rows whose name differs from the name the ID number is registered under (or, for a
+    new person, from the batch's first row of that ID number)."""
+    errors = []
+    first_name: dict[str, str] = {}
+    for r in rows:
+        known = names.get(r.id_number) or first_name.setdefault(r.id_number, r.name)
+        if known != r.name:
+            errors.append(
+                RowError(
+                    r.row,
+                    "name",
+                    "name.id-mismatch",
+                    f"该身份证号已登记的姓名为“{mask_name(known)}”，与本行“{r.name}”不一致 / "
+                    "this ID number is registered under another name",
+                )
+            )
+    return errors
 
 
 def _current_filter() -> Any:
@@ -515,14 +675,7 @@ def _ledger_json(result: AppendResult) -> dict[str, Any]:
 
 def normalise_batch(raw: RawBatch, *, today: date) -> list[RowIn]:
     """Typed rows, or `BatchRejected` with every row error (nothing looked up yet)."""
-    rows: list[RowIn] = []
-    errors: list[RowError] = []
-    for raw_row in raw.rows:
-        result = normalise_row(raw_row, today=today)
-        if isinstance(result, list):
-            errors.extend(result)
-        else:
-            rows.append(result)
+    rows, errors = normalise_rows(raw.rows, today=today)
     if errors:
         raise BatchRejected(errors)
     return rows
@@ -531,7 +684,9 @@ def normalise_batch(raw: RawBatch, *, today: date) -> list[RowIn]:
 @dataclass
 class PreparedBatch:
     """A validated batch with everything computed that needs no lock: record ids, salts,
-    commitments, sealed details and the ledger entries' bytes.  `commit_batch` writes it."""
+    commitments, sealed details, the ledger entries' bytes, the people already known and the
+    new people's sealed data, and the rows encoded for the bulk inserts (all but the person
+    ids of new people and the log indexes).  `commit_batch` writes it."""
 
     base: int
     actor: Principal
@@ -544,12 +699,14 @@ class PreparedBatch:
     plans: dict[int, int]
     status_mark: int | None
     batch: str
-    tokens: list[bytes]
     records: list[str]
-    salts: list[bytes]
-    subjects: list[str]
     entries: list[bytes]
-    sealed: list[bytes]
+    people: _People
+    #: ``completions`` rows (see `_RECORD_COLUMNS`), without the last two columns.
+    record_rows: list[Any]
+    #: The receipt's record objects up to the log index: ``{"row":…,"record":"…","log_index":``.
+    receipt_items: list[str]
+    postgres: bool
 
 
 def _status_mark(session: Session, base: int) -> int | None:
@@ -569,9 +726,29 @@ def _judge_rows(
     errors: list[RowError] = []
     plans: dict[int, int] = {}
     seen: dict[tuple[str, str, int], int] = {}
+    # A row is judged on its class's facts only (not on who the person is), and the rows of
+    # a batch share a handful of classes: a verdict without errors is reused for every row
+    # with the same facts.  Rows with errors are judged one by one (errors name their row).
+    passed: dict[tuple[Any, ...], int] = {}
     for row in rows:
-        row_errors, plan = judge.judge(row)
-        errors.extend(row_errors)
+        facts = (
+            row.class_code,
+            row.year,
+            row.category,
+            row.mode,
+            row.class_title,
+            row.start,
+            row.end,
+            row.hours_tenths,
+            row.fee_fen,
+        )
+        plan = passed.get(facts)
+        if plan is None:
+            row_errors, found = judge.judge(row)
+            if row_errors:
+                errors.extend(row_errors)
+            elif found is not None:
+                passed[facts] = plan = found
         if plan is not None:
             plans[row.row] = plan
         key = (row.id_number, row.class_code, row.year)
@@ -580,6 +757,233 @@ def _judge_rows(
         else:
             seen[key] = row.row
     return errors, plans
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _digest(base: int, batch_key: str, rows: Sequence[RowIn]) -> str:
+    """`batch_digest`, written out directly: every key is ASCII and every value a string, so
+    compact JSON with sorted keys, as the standard library writes it, *is* JCS here (see
+    ``ledger.canonical._plain_json``) — unless a string holds a lone surrogate, which UTF-8
+    refuses; then `batch_digest` itself answers (and refuses it).
+
+    The class's values are the same on most rows: their parts of the text are written once
+    per class, and each row adds its person's values between them (keys in sorted order)."""
+    if type(batch_key) is not str:
+        return batch_digest(base, batch_key, rows)
+    e = _json_text
+    classes: dict[tuple[Any, ...], tuple[str, str, str, str, str, str, str]] = {}
+    parts = []
+    for r in rows:
+        key: tuple[Any, ...] = (r.category, r.class_code, r.class_title, r.end, r.fee_fen)
+        key += (r.hours_tenths, r.mode, r.result, r.start, r.year)
+        found = classes.get(key)
+        if found is None:
+            found = classes[key] = (
+                f',"category":{e(r.category)}' if r.category else "",
+                (f',"class_code":{e(r.class_code)}' if r.class_code else "")
+                + (f',"class_title":{e(r.class_title)}' if r.class_title else ""),
+                f',"end":"{r.end.isoformat()}"',
+                f',"fee_yuan":"{r.fee_yuan}","hours":"{r.hours}"',
+                f',"mode":{e(r.mode)}' if r.mode else "",
+                (f',"result":{e(r.result)}' if r.result else "")
+                + f',"start":"{r.start.isoformat()}"',
+                f',"year":"{r.year}"',
+            )
+        category, code_title, end, fee_hours, mode, result_start, year = found
+        cert = f',"certificate_number":{e(r.certificate_number)}' if r.certificate_number else ""
+        employer = f',"employer":{e(r.employer)}' if r.employer else ""
+        evaluation = f',"evaluation":{e(r.evaluation)}' if r.evaluation else ""
+        number = f',"id_number":{e(r.id_number)}' if r.id_number else ""
+        name = f',"name":{e(r.name)}' if r.name else ""
+        place = f',"place":{e(r.place)}' if r.place else ""
+        title = f',"title_field":{e(r.title_field)}' if r.title_field else ""
+        # Every part starts with a comma: the first one's becomes the object's brace.
+        text = (
+            f"{category}{cert}{code_title}{employer}{end}{evaluation}{fee_hours}{number}{mode}"
+            f"{name}{place}{result_start}{title}{year}"
+        )
+        parts.append("{" + text[1:] + "}")
+    records = ",".join(parts)
+    text = f'{{"base":{e(base_id(base))},"batch_key":{e(batch_key)},"records":[{records}]}}'
+    try:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    except UnicodeEncodeError:
+        return batch_digest(base, batch_key, rows)
+
+
+def _record_ids(tokens: Sequence[bytes]) -> list[str]:
+    """`record_id_of_token` of every token: 15 digest bytes are exactly 24 base32 characters,
+    so one encoding of all of them, cut every 24 characters, gives the same ids."""
+    sha = hashlib.sha256
+    tag = _RECORD_TAG
+    text = base64.b32encode(b"".join([sha(tag + t).digest()[:15] for t in tokens]))
+    ids = text.decode("ascii").lower()
+    return ["r_" + ids[i : i + 24] for i in range(0, len(ids), 24)]
+
+
+#: A JSON string literal as ``json.dumps(…, ensure_ascii=False)`` writes it (C encoder).
+_json_text: Final[Callable[[str], str]] = json.encoder.encode_basestring
+_RECORD_MARK: Final = "celedger-record-placeholder"
+_SUBJECT_MARK: Final = "celedger-subject-placeholder"
+#: Any number of record ids / hex SHA-256 digests, back to back (checked in one call each).
+_GENERATED = re.compile(r"(?:r_[a-z2-7]{24})*")
+_HEX_DIGEST = re.compile(r"(?:[0-9a-f]{64})*")
+
+
+def _completion_entries(
+    base: int,
+    batch: str,
+    plans: Mapping[int, int],
+    rows: Sequence[RowIn],
+    records: Sequence[str],
+    subjects: Sequence[str],
+) -> list[bytes]:
+    """The ``completion`` entries of a batch, byte for byte what `encode_entries` gives.
+
+    The rows of a batch share a few classes: for each distinct (plan, class, …) one entry is
+    encoded by `encode_entry` itself — kind, reserved keys, the personal-data tripwire and
+    RFC 8785 — with placeholders for the record id and the subject, and every row's entry is
+    that text with its own record id and subject put in.  Both are generated here in
+    alphabets JSON never escapes (``r_`` + base32; hex SHA-256), and the tripwire still sees
+    every record id; subjects are digests, which it exempts.
+    """
+    # Every element of the right length, and the concatenation a run of such tokens: then
+    # every element is one.
+    if (
+        not set(map(len, records)) <= {26}
+        or not set(map(len, subjects)) <= {64}
+        or _GENERATED.fullmatch("".join(records)) is None
+        or _HEX_DIGEST.fullmatch("".join(subjects)) is None
+    ):
+        raise ValueError("record ids and subjects must be the generated ones")
+    check_no_personal_data("\x00".join(records))
+    templates: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+    out: list[bytes] = []
+    for r, record, subject in zip(rows, records, subjects, strict=True):
+        plan = plans[r.row]
+        key: tuple[Any, ...] = (plan, r.class_code, r.year, r.category, r.mode, r.hours_tenths)
+        key += (r.start, r.end, r.result)
+        parts = templates.get(key)
+        if parts is None:
+            payload = _entry_payload(_RECORD_MARK, batch, base, plan, r, _SUBJECT_MARK)
+            text = encode_entry("completion", payload).decode("utf-8")
+            if text.count(_RECORD_MARK) != 1 or text.count(_SUBJECT_MARK) != 1:
+                # A placeholder inside a row's own values (never in practice): the general way.
+                return encode_entries(
+                    "completion",
+                    [
+                        _entry_payload(rid, batch, base, plans[x.row], x, subj)
+                        for rid, x, subj in zip(records, rows, subjects, strict=True)
+                    ],
+                )
+            head, _, rest = text.partition(_RECORD_MARK)
+            middle, _, tail = rest.partition(_SUBJECT_MARK)
+            parts = templates[key] = (head, middle, tail)
+        out.append(f"{parts[0]}{record}{parts[1]}{subject}{parts[2]}".encode())
+    if out and max(map(len, out)) > 0xFFFF:
+        raise FormatError("entry is longer than 65535 bytes")
+    return out
+
+
+#: ``completions`` columns in the order `PreparedBatch.record_rows` encodes them: per row,
+#: per class, per batch, and last the two only known under the lock.
+_RECORD_COLUMNS: Final = (
+    "id",
+    "token",
+    "row_number",
+    "salt",
+    "subject",
+    "sealed",
+    "plan_id",
+    "class_code",
+    "year",
+    "category",
+    "mode",
+    "hours_tenths",
+    "start_date",
+    "end_date",
+    "result",
+    "fee_fen",
+    "kind",
+    "batch_id",
+    "supersedes",
+    "correction_reason",
+    "base_id",
+    "posted_by",
+    "posted_at",
+    "person_id",
+    "log_index",
+)
+
+
+def _encode_records(
+    session: Session,
+    postgres: bool,
+    base: int,
+    actor: Principal,
+    at: datetime,
+    batch: str,
+    plans: Mapping[int, int],
+    rows: Sequence[RowIn],
+    columns: tuple[Sequence[str], Sequence[bytes], Sequence[bytes], Sequence[str], Sequence[bytes]],
+) -> list[Any]:
+    """The batch's ``completions`` rows encoded for the bulk insert, but for person id and
+    log index: COPY text (UTF-8 bytes, no newline) on PostgreSQL, driver tuples on SQLite (values as SQLAlchemy would
+    bind them).  Done before the lock, so that under it only two numbers are added per row."""
+    records, tokens, salts, subjects, sealed = columns
+    table = CompletionRecord.__table__
+    per_batch: tuple[Any, ...] = ("completion", batch, None, None, base, actor.id, at)
+    groups: dict[tuple[Any, ...], Any] = {}
+
+    def group_values(r: RowIn) -> tuple[Any, ...]:
+        plan = plans[r.row]
+        return (plan, r.class_code, r.year, r.category, r.mode, r.hours_tenths, r.start, r.end)
+
+    if postgres:
+        tail = "\t".join([copy_text(v) for v in per_batch])
+        lines: list[Any] = []
+        for rid, token, salt, subject, blob, r in zip(
+            records, tokens, salts, subjects, sealed, rows, strict=True
+        ):
+            key = (*group_values(r), r.result, r.fee_fen)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = "\t".join([copy_text(v) for v in key])
+            # Record ids and subjects are generated ([a-z2-7_], hex): nothing to escape.
+            lines.append(
+                f"{rid}\t\\\\x{token.hex()}\t{r.row}\t\\\\x{salt.hex()}\t{subject}\t"
+                f"\\\\x{blob.hex()}\t{group}\t{tail}".encode()
+            )
+        return lines
+    day = driver_values(session, table, "start_date")
+    instant = driver_values(session, table, "posted_at")
+    batch_values = (*per_batch[:-1], instant(at))
+    tuples: list[Any] = []
+    for rid, token, salt, subject, blob, r in zip(
+        records, tokens, salts, subjects, sealed, rows, strict=True
+    ):
+        key = (*group_values(r), r.result, r.fee_fen)
+        group = groups.get(key)
+        if group is None:
+            plan, code, year, category, mode, tenths, start, end, result, fee = key
+            group = groups[key] = (
+                plan,
+                code,
+                year,
+                category,
+                mode,
+                tenths,
+                day(start),
+                day(end),
+                result,
+                fee,
+                *batch_values,
+            )
+        tuples.append((rid, token, r.row, salt, subject, blob, *group))
+    return tuples
 
 
 def prepare_batch(
@@ -613,7 +1017,7 @@ def prepare_batch(
         if found is not None:
             _replay(found, "(rows that do not validate)")
         raise
-    digest = batch_digest(base.id, batch_key, rows)
+    digest = _digest(base.id, batch_key, rows)
     found = _existing_batch(session, base.id, batch_key)
     if found is not None:
         return _replay(found, digest)
@@ -624,21 +1028,30 @@ def prepare_batch(
         raise BatchRejected(errors)
     if signature is not None:
         _check_signature(session, base.id, digest, signature)
+    postgres = _is_postgres(session)
     batch = _new_id("b_")
-    tokens = [secrets.token_bytes(16) for _ in rows]
-    records = [record_id_of_token(t) for t in tokens]
-    salts = [new_salt() for _ in rows]
+    count = len(rows)
+    pool = secrets.token_bytes(16 * count)
+    tokens = [pool[i : i + 16] for i in range(0, 16 * count, 16)]
+    records = _record_ids(tokens)
+    salts = new_salts(count)
     subjects = [commitment(salt, r.id_number) for salt, r in zip(salts, rows, strict=True)]
-    entries = encode_entries(
-        "completion",
-        [
-            _entry_payload(rid, batch, base.id, plans[r.row], r, subj)
-            for rid, r, subj in zip(records, rows, subjects, strict=True)
-        ],
+    entries = _completion_entries(base.id, batch, plans, rows, records, subjects)
+    sealed = vault.seal_many(
+        [r.details_json() for r in rows], [rid.encode("ascii") for rid in records]
     )
-    sealed = [
-        vault.seal(r.details(), rid.encode("ascii")) for r, rid in zip(rows, records, strict=True)
-    ]
+    people = _read_people(session, vault, rows, at, postgres)
+    record_rows = _encode_records(
+        session,
+        postgres,
+        base.id,
+        actor,
+        at,
+        batch,
+        plans,
+        rows,
+        (records, tokens, salts, subjects, sealed),
+    )
     return PreparedBatch(
         base=base.id,
         actor=actor,
@@ -651,45 +1064,94 @@ def prepare_batch(
         plans=plans,
         status_mark=mark,
         batch=batch,
-        tokens=tokens,
         records=records,
-        salts=salts,
-        subjects=subjects,
         entries=entries,
-        sealed=sealed,
+        people=people,
+        record_rows=record_rows,
+        receipt_items=[
+            f'{{"row":{r.row},"record":"{rid}","log_index":'
+            for r, rid in zip(rows, records, strict=True)
+        ],
+        postgres=postgres,
     )
+
+
+class _PeopleMoved(Exception):
+    """A person `prepare_batch` found no longer has that ID number's lookup (erased)."""
+
+
+class _Replayed(Exception):
+    """Raised inside `commit_batch`'s savepoint to undo it and answer a stored receipt."""
+
+    def __init__(self, posted: PostedBatch) -> None:
+        super().__init__(posted.batch_id)
+        self.posted = posted
 
 
 def commit_batch(
     session: Session, log: Log, vault: PersonalDataVault, prepared: PreparedBatch
 ) -> PostedBatch:
-    """Write a prepared batch in ``session`` (a writer): lock, re-check, append, insert."""
-    p = prepared
+    """Write a prepared batch in ``session`` (a writer): new people, then under the lock the
+    re-checks, the append and the records.
+
+    Everything happens inside one savepoint so that a batch found already posted (a retry
+    that raced this one) leaves nothing behind, not even the people added before the lock.
+    """
+    if prepared.postgres != _is_postgres(session):
+        raise ValueError("commit_batch: the batch was prepared for another kind of database")
+    for _ in range(3):
+        try:
+            with session.begin_nested():
+                return _commit(session, log, vault, prepared)
+        except _Replayed as replayed:
+            return replayed.posted
+        except _PeopleMoved:
+            # A person read before the lock was erased meanwhile (the ID number now makes a
+            # new person).  Undoing the savepoint also let go of the lock: read them again
+            # here, before taking it again.
+            prepared.people = _read_people(
+                session, vault, prepared.rows, prepared.at, prepared.postgres
+            )
+    raise StateConflict(
+        "batch.people-changed",
+        "people of this batch were erased while it was being posted, three times in a row; "
+        "post it again",
+    )
+
+
+def _commit(session: Session, log: Log, vault: PersonalDataVault, p: PreparedBatch) -> PostedBatch:
+    ids, names, existing = _add_people(session, vault, p)
     log.lock(session)  # from here on no other batch can post the same person and class
+    if existing:
+        # Only erasure changes an existing person (it replaces the lookup, under this lock):
+        # the people found before the lock must still be found by their ID numbers.
+        lookups = vault.lookups(existing)
+        now = _people_by_lookup(session, vault, lookups, unseal=False)
+        if any(
+            now.get(lookup, (None,))[0] != existing[number]
+            for number, lookup in zip(existing, lookups, strict=True)
+        ):
+            raise _PeopleMoved
     found = _existing_batch(session, p.base, p.batch_key)
     if found is not None:
-        return _replay(found, p.digest)
+        raise _Replayed(_replay(found, p.digest))
     base = _base(session, p.base)
     _require_operating(base)
     if _status_mark(session, p.base) != p.status_mark:
         errors, _ = _judge_rows(session, base, p.rows)  # recognition changed meanwhile
         if errors:
             raise BatchRejected(errors)
-    people = _People(session, vault, p.at)
-    people.load(p.rows)
-    errors = people.check_names(p.rows)
+    errors = _name_errors(p.rows, names)
     known = {
-        (people.ids[r.id_number], r.class_code, r.year): r
-        for r in p.rows
-        if r.id_number in people.ids
+        (existing[r.id_number], r.class_code, r.year): r for r in p.rows if r.id_number in existing
     }
     for dup in _ledger_duplicates(session, p.base, set(known)):
         errors.append(_duplicate_error(known[dup], "ledger"))
     if errors:
         raise BatchRejected(errors)
-    people.insert_new(p.rows)
     result = log.append(session, [("completion", e) for e in p.entries])
-    receipt: dict[str, Any] = {
+    first = result.first_index
+    head: dict[str, Any] = {
         "batch": p.batch,
         "batch_key": p.batch_key,
         "base": base_id(p.base),
@@ -699,12 +1161,13 @@ def commit_batch(
         "count": len(p.rows),
         "signature": None if p.signature is None else {"kid": p.signature.kid, "verified": True},
         "ledger": _ledger_json(result),
-        "records": [
-            {"row": r.row, "record": rid, "log_index": result.first_index + i}
-            for i, (r, rid) in enumerate(zip(p.rows, p.records, strict=True))
-        ],
+        "records": [],
     }
-    receipt_bytes = json.dumps(receipt, ensure_ascii=False, separators=(",", ":")).encode()
+    # The receipt is compact JSON of `head` with its records filled in; each record object
+    # was written out by `prepare_batch` up to its log index.
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    records = ",".join([f"{item}{first + i}}}" for i, item in enumerate(p.receipt_items)])
+    receipt_bytes = (text.removesuffix("]}") + records + "]}").encode()
     session.add(
         CompletionBatch(
             id=p.batch,
@@ -713,7 +1176,7 @@ def commit_batch(
             digest=p.digest,
             source=p.source,
             record_count=len(p.rows),
-            first_index=result.first_index,
+            first_index=first,
             tree_size=result.tree_size,
             signature_kid=None if p.signature is None else p.signature.kid,
             signature=None if p.signature is None else p.signature.value,
@@ -723,40 +1186,25 @@ def commit_batch(
         )
     )
     session.flush()
-    first = result.first_index
-    params = [
-        {
-            "id": rid,
-            "token": tok,
-            "kind": "completion",
-            "batch_id": p.batch,
-            "row_number": r.row,
-            "supersedes": None,
-            "correction_reason": None,
-            "base_id": p.base,
-            "plan_id": p.plans[r.row],
-            "class_code": r.class_code,
-            "year": r.year,
-            "person_id": people.ids[r.id_number],
-            "salt": salt,
-            "subject": subj,
-            "sealed": sealed,
-            "category": r.category,
-            "mode": r.mode,
-            "hours_tenths": r.hours_tenths,
-            "start_date": r.start,
-            "end_date": r.end,
-            "result": r.result,
-            "fee_fen": r.fee_fen,
-            "posted_by": p.actor.id,
-            "posted_at": p.at,
-            "log_index": first + i,
-        }
-        for i, (rid, tok, r, salt, subj, sealed) in enumerate(
-            zip(p.records, p.tokens, p.rows, p.salts, p.subjects, p.sealed, strict=True)
+    table = CompletionRecord.__table__
+    if p.postgres:
+        data = b"".join(
+            [
+                b"%b\t%d\t%d\n" % (line, ids[r.id_number], first + i)
+                for i, (line, r) in enumerate(zip(p.record_rows, p.rows, strict=True))
+            ]
         )
-    ]
-    bulk_insert(session, CompletionRecord.__table__, params)
+        copy_data(session, table, _RECORD_COLUMNS, data)
+    else:
+        executemany_rows(
+            session,
+            table,
+            _RECORD_COLUMNS,
+            [
+                (*values, ids[r.id_number], first + i)
+                for i, (values, r) in enumerate(zip(p.record_rows, p.rows, strict=True))
+            ],
+        )
     return PostedBatch(receipt_bytes, False, p.batch)
 
 

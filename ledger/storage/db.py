@@ -13,10 +13,11 @@ SQLite is the embedded default; PostgreSQL is production.  Two session factories
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
@@ -112,38 +113,133 @@ class Database:
         self.read_engine.dispose()
 
 
+def copy_text(value: Any) -> str:
+    """``value`` as one field of PostgreSQL's COPY text format (what ``COPY … FROM STDIN``
+    reads): ``\\N`` for NULL, ``\\\\x…`` hex for bytes, ISO 8601 for dates and instants, and
+    in text the backslash, tab, newline and carriage return escaped (the only characters
+    that would otherwise end a field or a row).  Raises `TypeError` for other types."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        if "\\" in text or not text.isprintable():
+            return text.translate(_COPY_ESCAPES)
+        return text
+    if kind is int:
+        return str(value)
+    if kind is bytes:
+        return "\\\\x" + str(value.hex())
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is date or kind is datetime:
+        return str(value.isoformat())
+    if isinstance(value, bytearray | memoryview):
+        return "\\\\x" + bytes(value).hex()
+    raise TypeError(f"COPY text: expected str, int, bytes, bool, date or datetime, found {kind}")
+
+
+_COPY_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_data(session: Session, table: Any, columns: Sequence[str], data: bytes) -> None:
+    """PostgreSQL: COPY ``data`` into ``columns`` of ``table``, in the session's transaction.
+
+    ``data`` is rows in COPY text format, UTF-8: fields as `copy_text` writes them, separated
+    by tabs, each row ending in a newline.  Formatting rows beforehand (the server parses text
+    rows cheaply) lets a caller do that work before it takes a lock.
+    """
+    if not data:
+        return
+    raw = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
+    encoding = raw.info.encoding
+    if encoding not in ("utf-8", "utf8"):
+        data = data.decode("utf-8").encode(encoding)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        copy.write(data)
+
+
+def driver_values(session: Session, table: Any, column: str) -> Callable[[Any], Any]:
+    """How SQLAlchemy would hand a Python value of ``table.column`` to the driver (SQLite
+    stores dates and instants as text in its own format, for instance): the identity when
+    the column type needs no conversion."""
+    dialect = session.get_bind().dialect
+    process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return _identity if process is None else cast("Callable[[Any], Any]", process)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def executemany_rows(
+    session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """SQLite: one ``executemany`` of driver-ready tuples (see `driver_values`) on the
+    session's own connection, skipping SQLAlchemy's per-row parameter processing."""
+    raw = cast("sqlite3.Connection", session.connection().connection.driver_connection)
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    # Table and column names come from our own SQLAlchemy metadata, never from input.
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
+    raw.executemany(sql, rows)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether a driver error from `copy_data` / `executemany_rows` is a unique-key clash
+    (PostgreSQL SQLSTATE 23505, SQLite "UNIQUE constraint failed")."""
+    if getattr(exc, "sqlstate", None) == "23505":
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and str(exc).startswith(
+        "UNIQUE constraint failed"
+    )
+
+
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows of ``table`` (a SQLAlchemy ``Table``) inside the session's transaction.
 
     PostgreSQL: one COPY — several times faster than multi-row INSERT for thousands of rows,
-    and still transactional.  SQLite: one executemany on the session's connection.
+    and still transactional.  SQLite: one executemany on the session's driver connection.
     """
     if not rows:
         return
     columns = list(rows[0])
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
-        names = ", ".join(f'"{c}"' for c in columns)
-        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
+    if session.get_bind().dialect.name == "postgresql":
+        lines = ["\t".join([copy_text(row[c]) for c in columns]) for row in rows]
+        copy_data(session, table, columns, ("\n".join(lines) + "\n").encode("utf-8"))
         return
-    connection.execute(table.insert(), rows)
+    convert = [driver_values(session, table, c) for c in columns]
+    executemany_rows(
+        session,
+        table,
+        columns,
+        (tuple([f(row[c]) for f, c in zip(convert, columns, strict=True)]) for row in rows),
+    )
 
 
 def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
-    """``count`` fresh integer primary keys for ``table`` — the caller must hold the write lock
-    on SQLite (a ``writer()`` session does) or be the only inserter of ``table``."""
+    """``count`` fresh integer primary keys for ``table`` — on PostgreSQL from the table's
+    sequence (safe alongside other inserters), on SQLite after the largest id (the caller must
+    hold the write lock, as a ``writer()`` session does, or be the only inserter)."""
     if count == 0:
         return []
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        result = connection.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-            {"t": table.name, "n": count},
-        )
-        return [int(r[0]) for r in result]
+        # One text value rather than ``count`` rows: fetching and converting ten thousand
+        # single-number rows costs more than drawing the numbers.
+        # The sequence is named first: looked up (or left to a per-row cast) inside the
+        # drawing query, its catalog lookup would cost more than the numbers themselves.
+        sequence = connection.execute(
+            text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}
+        ).scalar_one()
+        joined = connection.execute(
+            text(
+                "SELECT string_agg(nextval(CAST(:s AS regclass))::text, ',') FROM generate_series(1, :n)"
+            ),
+            {"s": sequence, "n": count},
+        ).scalar_one()
+        return [int(v) for v in str(joined).split(",")]
     start = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
     first = int(start or 0) + 1
     return list(range(first, first + count))
