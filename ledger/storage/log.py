@@ -642,11 +642,19 @@ def index_leaves(session: Session, limit: int = 100_000) -> int:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_ID + 1})
     done = session.execute(select(func.max(LogLeafIndex.idx))).scalar_one()
     start = 0 if done is None else int(done) + 1
-    rows = session.execute(
-        select(LogEntry.leaf_hash, LogEntry.idx)
-        .where(LogEntry.idx >= start, LogEntry.idx < start + limit)
-        .order_by(LogEntry.idx)
-    ).all()
-    if rows:
-        session.execute(insert(LogLeafIndex), [{"leaf_hash": h, "idx": i} for h, i in rows])
-    return len(rows)
+    # Entries are dense (index = position), so how many there are to index is known without
+    # reading them; INSERT … SELECT then copies the hashes inside the database, with no Python
+    # per entry (this runs after every write response, in the serving process).
+    top = session.execute(select(func.max(LogEntry.idx))).scalar_one()
+    end = min(start + limit, 0 if top is None else int(top) + 1)
+    if end <= start:
+        return 0
+    session.execute(
+        insert(LogLeafIndex).from_select(
+            ["leaf_hash", "idx"],
+            select(LogEntry.leaf_hash, LogEntry.idx).where(
+                LogEntry.idx >= start, LogEntry.idx < end
+            ),
+        )
+    )
+    return end - start
