@@ -165,9 +165,9 @@ def test_plain_rows_take_the_fast_path() -> None:
     rows.append(record(3, start=date(DEMO_YEAR, 5, 10), end=datetime(DEMO_YEAR, 5, 13, 9, 0)))
     for cells in rows:
         assert _check(cells) is not None, cells
-    # Compatibility forms fold as in the full rules ("100" normalises to "1E+2" there too).
+    # Compatibility forms fold as in the full rules; a score of 100 is written "100".
     row = _check(record(4, employer="ＡＢＣ医院", evaluation="100"))
-    assert row is not None and row.employer == "ABC医院" and row.evaluation == "1E+2"
+    assert row is not None and row.employer == "ABC医院" and row.evaluation == "100"
 
 
 @pytest.mark.parametrize(
@@ -784,3 +784,17 @@ def test_batch_of_many_people_on_both_databases(ctx: Any) -> None:
     assert len(prepared.people.ids) == 300 and len(prepared.people.new) == 300
     posted = _commit(ctx, prepared)
     assert posted.as_json()["count"] == 600 and _count(ctx, Person) == 900
+
+
+def test_evaluation_scores_are_written_plainly() -> None:
+    """A score of 90 or 100 is "90" / "100" in the canonical form a base signs, not "9E+1"."""
+    from datetime import date
+
+    from ledger.completions.intake import RawRow
+    from ledger.completions.rules import normalise_row
+    from tests.completions_support import record
+
+    for score, expected in (("90", "90"), ("100", "100"), ("87.5", "87.5"), (90, "90"), ("0", "0")):
+        row = normalise_row(RawRow(1, record(1, evaluation=score)), today=date(2026, 11, 24))
+        assert not isinstance(row, list), row
+        assert row.canonical()["evaluation"] == expected, (score, row.canonical())

@@ -286,6 +286,11 @@ class _Row:
         return None
 
 
+def _score_text(score: Decimal) -> str:
+    """A score as written: 90, 87.5 (``Decimal.normalize`` alone would give 9E+1)."""
+    return format(score.normalize(), "f")
+
+
 def _formula_like(text: str) -> bool:
     # What a spreadsheet would evaluate when the file is opened again (CSV injection).  A
     # leading '-' is a formula unless a number follows: "-1" is a number the rules refuse.
@@ -514,7 +519,7 @@ def _plain_row(
             score = Decimal(text)
             if score > 100:
                 return None
-            evaluation = str(score.normalize())
+            evaluation = _score_text(score)
         else:
             evaluation = ""
     else:
@@ -670,7 +675,7 @@ def _normalise_row(raw: RawRow, *, today: date) -> RowIn | list[RowError]:
         result=result,
         certificate_number=certificate_number,
         fee_fen=int((fee or Decimal(0)) * 100),
-        evaluation="" if evaluation is None else str(evaluation.normalize()),
+        evaluation="" if evaluation is None else _score_text(evaluation),
     )
 
 
