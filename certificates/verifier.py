@@ -34,12 +34,13 @@ from ledger.checkpoint import open_checkpoint
 from ledger.completions.models import CompletionRecord, IssuedDocument, Person, Revocation
 from ledger.completions.pii import PersonalDataVault, commitment
 from ledger.completions.rules import OperatingDays
+from ledger.completions.services import operating_days
 from ledger.errors import LedgerError
 from ledger.identity import IdentityError, mask_id, mask_name, validate_id_number
 from ledger.issuing import active_signer, keyset
 from ledger.keyset import KeySet
 from ledger.note import NoteVerifier
-from ledger.registry.models import BaseRecord, BaseStatusEvent, PlanClass
+from ledger.registry.models import BaseRecord, PlanClass
 from ledger.registry.services import OPERATING_STATUSES, aware, local_date
 from ledger.storage.log import Log
 from verification.errors import (
@@ -223,15 +224,11 @@ class OnlineVerifier:
         self, session: Session, records: Sequence[CompletionRecord]
     ) -> tuple[Check, bool]:
         later = False
+        history: dict[int, OperatingDays] = {}  # a transcript's records share few bases
         for r in records:
-            events = session.execute(
-                select(BaseStatusEvent.at, BaseStatusEvent.to_status)
-                .where(BaseStatusEvent.base_id == r.base_id)
-                .order_by(BaseStatusEvent.log_index)
-            ).all()
-            days = OperatingDays.from_events(
-                [(local_date(aware(at)), st) for at, st in events], OPERATING_STATUSES
-            )
+            if r.base_id not in history:
+                history[r.base_id] = operating_days(session, r.base_id)
+            days = history[r.base_id]
             if not days.covers(r.start_date, r.end_date):
                 return Check(
                     "base-recognised",

@@ -24,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.completions.models import CompletionRecord, Revocation
+from ledger.completions.services import version_json
 from ledger.compliance import ComplianceResult, CreditedHours, assess, assess_cycle
 from ledger.policy import HOURS_QUANTUM, CycleRequirement
 from ledger.registry.auth import base_id
 from ledger.registry.errors import NotFound
 from ledger.registry.models import BaseRecord, Jurisdiction, PlanClass
-from ledger.registry.services import aware, effective_policy
+from ledger.registry.services import effective_policy
 
 __all__ = [
     "Chain",
@@ -39,10 +40,6 @@ __all__ = [
     "find_chain",
     "records_json",
 ]
-
-
-def _stamp(at: Any) -> str:
-    return str(aware(at).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _hours(tenths: int) -> str:
@@ -128,45 +125,14 @@ class _Names:
         return self.titles.get((r.plan_id, r.class_code), r.class_code)
 
 
-def _version(v: CompletionRecord, status: str, revocation: Revocation | None) -> dict[str, Any]:
-    return {
-        "record": v.id,
-        "kind": v.kind,
-        "status": status,
-        "log_index": v.log_index,
-        "posted_at": _stamp(v.posted_at),
-        "posted_by": v.posted_by,
-        "batch": v.batch_id,
-        "supersedes": v.supersedes,
-        "reason": v.correction_reason,
-        "class_code": v.class_code,
-        "year": v.year,
-        "category": v.category,
-        "mode": v.mode,
-        "hours": _hours(v.hours_tenths),
-        "start": v.start_date.isoformat(),
-        "end": v.end_date.isoformat(),
-        "result": v.result,
-        "revocation": None
-        if revocation is None
-        else {
-            "reason_code": revocation.reason_code,
-            "reason": revocation.reason,
-            "by": revocation.actor,
-            "at": _stamp(revocation.at),
-            "log_index": revocation.log_index,
-        },
-    }
-
-
 def records_json(session: Session, chains: Sequence[Chain]) -> list[dict[str, Any]]:
     """Each chain: its latest version's facts, its status and every version (history)."""
     names = _Names.of(session, (v for c in chains for v in c.versions))
     out = []
     for c in chains:
         latest = c.latest
-        versions = [_version(v, "superseded", None) for v in c.versions[:-1]] + [
-            _version(latest, c.status, c.revocation)
+        versions = [version_json(v, "superseded", None) for v in c.versions[:-1]] + [
+            version_json(latest, c.status, c.revocation)
         ]
         out.append(
             {

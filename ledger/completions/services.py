@@ -228,7 +228,8 @@ def _scope(base: BaseRecord) -> Scope:
     return Scope(base.jurisdiction_code, base.management_unit_id, base.id)
 
 
-def _operating_days(session: Session, base: int) -> OperatingDays:
+def operating_days(session: Session, base: int) -> OperatingDays:
+    """The days on which ``base`` was recognised, from its status history."""
     events = session.execute(
         select(BaseStatusEvent.at, BaseStatusEvent.to_status)
         .where(BaseStatusEvent.base_id == base)
@@ -258,7 +259,7 @@ class _Judge:
         return cls(
             session,
             base,
-            _operating_days(session, base.id),
+            operating_days(session, base.id),
             jurisdiction.level if jurisdiction else None,
         )
 
@@ -1286,6 +1287,38 @@ def _hours(tenths: int) -> str:
     return f"{tenths // 10}.{tenths % 10}"
 
 
+def version_json(v: CompletionRecord, status: str, revocation: Revocation | None) -> dict[str, Any]:
+    """One version of a record as the API shows it (record view, the holder's records)."""
+    return {
+        "record": v.id,
+        "kind": v.kind,
+        "status": status,
+        "log_index": v.log_index,
+        "posted_at": _stamp(aware(v.posted_at)),
+        "posted_by": v.posted_by,
+        "batch": v.batch_id,
+        "supersedes": v.supersedes,
+        "reason": v.correction_reason,
+        "class_code": v.class_code,
+        "year": v.year,
+        "category": v.category,
+        "mode": v.mode,
+        "hours": _hours(v.hours_tenths),
+        "start": v.start_date.isoformat(),
+        "end": v.end_date.isoformat(),
+        "result": v.result,
+        "revocation": None
+        if revocation is None
+        else {
+            "reason_code": revocation.reason_code,
+            "reason": revocation.reason,
+            "by": revocation.actor,
+            "at": _stamp(aware(revocation.at)),
+            "log_index": revocation.log_index,
+        },
+    }
+
+
 def record_view(
     session: Session, vault: PersonalDataVault, actor: Principal, record_id: str
 ) -> dict[str, Any]:
@@ -1301,36 +1334,7 @@ def record_view(
     versions = []
     for v in chain(session, record):
         status, revocation = _status(session, v)
-        versions.append(
-            {
-                "record": v.id,
-                "kind": v.kind,
-                "status": status,
-                "log_index": v.log_index,
-                "posted_at": _stamp(aware(v.posted_at)),
-                "posted_by": v.posted_by,
-                "batch": v.batch_id,
-                "supersedes": v.supersedes,
-                "reason": v.correction_reason,
-                "class_code": v.class_code,
-                "year": v.year,
-                "category": v.category,
-                "mode": v.mode,
-                "hours": _hours(v.hours_tenths),
-                "start": v.start_date.isoformat(),
-                "end": v.end_date.isoformat(),
-                "result": v.result,
-                "revocation": None
-                if revocation is None
-                else {
-                    "reason_code": revocation.reason_code,
-                    "reason": revocation.reason,
-                    "by": revocation.actor,
-                    "at": _stamp(aware(revocation.at)),
-                    "log_index": revocation.log_index,
-                },
-            }
-        )
+        versions.append(version_json(v, status, revocation))
     current = versions[-1]
     return {
         "record": record.id,
