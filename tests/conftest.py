@@ -81,9 +81,38 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     eng.dispose()
 
 
+_figures: list[str] = []
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
         _pg_used["passed"] += 1
+    # Figures travel as user properties because that is what pytest-xdist forwards from its
+    # workers to the process that prints the summary.
+    if report.when == "call":
+        _figures.extend(str(v) for k, v in report.user_properties if k == "figure")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _figures:
+        terminalreporter.section("figures")
+        for line in sorted(_figures):
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``figure("crash[sqlite]: 20 trials, 0 records lost")`` — printed in the run's summary.
+
+    The reliability suite's claims are numbers (trials run, detection rate, examples tried);
+    they are printed at the end of every run, CI's included, so the README can be checked
+    against the latest log.
+    """
+
+    def record(line: str) -> None:
+        request.node.user_properties.append(("figure", line))
+
+    return record
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
