@@ -21,6 +21,7 @@ from api.routes.certificates import CertificateController, KeysController
 from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
 from api.routes.holder import ActivationCodeController, HolderController, ShareController
+from api.routes.holder_web import HolderPagesController
 from api.routes.log import LogController
 from api.routes.registry import RegistryController
 from api.routes.verify import UploadController, VerifyController
@@ -97,12 +98,17 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         if context is None:
             ctx.close()
 
+    # Async on purpose: Litestar runs a sync throttle check in a worker thread, which cost
+    # more than a kept verification itself (bench/bench_verify.py).
+    async def _throttled(request: Request[Any, Any, Any]) -> bool:
+        return _is_public_verification(request.url.path)
+
     # Public verification is the most exposed surface: one client may not hammer it.  The
     # limit is per process (in-memory store); behind several replicas the front proxy's own
     # limit is the global one.
     rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.verify_rate_per_minute),
-        check_throttle_handler=lambda request: _is_public_verification(request.url.path),
+        check_throttle_handler=_throttled,
         set_rate_limit_headers=True,
     )
 
@@ -121,6 +127,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
             ActivationCodeController,
             HolderController,
             ShareController,
+            HolderPagesController,
             WitnessController,
             home,
             healthz,

@@ -553,7 +553,32 @@ def seed_demo_lines(ctx: object) -> list[str]:
     lines = [str(line) for line in info.lines()]
     if info.seeded:
         lines += seed_completions(ctx.db, ctx.log, ctx.vault)
-    return lines
+    return lines + demo_holder_lines(ctx)
+
+
+def demo_holder_lines(ctx: object) -> list[str]:
+    """A fresh activation code for the first demo professional (every run: a code is shown
+    once and only its hash is kept), so a newcomer can try the pages at /me."""
+    from api.context import Context
+    from api.routes.holder import account_rules
+    from ledger.accounts.services import issue_activation_code
+    from ledger.completions.demo import DEMO_PEOPLE, demo_id_number
+    from ledger.registry.auth import Principal
+    from ledger.registry.errors import NotFound
+
+    assert isinstance(ctx, Context)
+    name, birth = DEMO_PEOPLE[0]
+    number = demo_id_number(0, birth)
+    base = Principal("base:1", "base", "CN-SC-PZH", base=1)  # the demo batch's base
+    try:
+        with ctx.db.writer() as s:
+            issued = issue_activation_code(s, ctx.vault, base, number, account_rules(ctx.settings))
+    except NotFound:  # a database with other data: no demo professional to offer
+        return []
+    return [
+        f"professional    {name}: /me/activate with 身份证号 {number} and activation code "
+        f"{issued.code}, then /me/sign-in",
+    ]
 
 
 def cmd_keys_witness(args: argparse.Namespace) -> int:

@@ -97,6 +97,8 @@ class Context:
                 vault=self.vault,
                 public_url=self.settings.public_url,
                 kek=self.kek,
+                report_cache=self.settings.verify_report_cache,
+                freshness=self.settings.verify_freshness_seconds,
             )
         return self._verifier
 

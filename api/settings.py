@@ -64,6 +64,19 @@ class Settings(BaseSettings):
         ge=1,
         description="requests per minute one client may make to the public verification routes",
     )
+    verify_report_cache: int = Field(
+        default=10_000,
+        ge=0,
+        description="verification reports kept per process until the next ledger append "
+        "(0: none); each is a few kilobytes",
+    )
+    verify_freshness_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how long a process answers verifications from what it last read of the "
+        "ledger before asking again (0: every request); a verdict is at most this old",
+    )
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_batch_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Professionals' accounts and share links (api/routes/holder.py, ledger/accounts).

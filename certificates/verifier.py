@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 import unicodedata
+from _thread import LockType
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ledger import merkle
-from ledger.checkpoint import open_checkpoint
+from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.completions.models import CompletionRecord, IssuedDocument, Person, Revocation
 from ledger.completions.pii import PersonalDataVault, commitment
 from ledger.completions.rules import OperatingDays
@@ -43,6 +47,7 @@ from ledger.note import NoteVerifier
 from ledger.registry.models import BaseRecord, PlanClass
 from ledger.registry.services import OPERATING_STATUSES, aware, local_date
 from ledger.storage.log import Log
+from ledger.storage.models import LogCheckpoint, LogEntry
 from verification.errors import (
     KeyCompromisedError,
     KeyResolutionError,
@@ -70,6 +75,81 @@ def _hours(tenths: int) -> str:
 
 
 @dataclass
+class _Snapshot:
+    """What verification reads that only a ledger append can change, as of one checkpoint.
+
+    Every change a verdict depends on — a revocation, a correction, a key event, a base's
+    status or title, a plan's classes, an erasure — is a ledger entry, and every append signs
+    and stores a checkpoint in its own transaction.  So the size of the latest stored
+    checkpoint versions all of it: a process keeps one snapshot and starts afresh when that
+    size moves.  A request reads the size first, so whatever else it reads is at least as new
+    as its label (never older); a report is at worst fresher than its label.
+    """
+
+    size: int
+    checkpoint: Checkpoint | None
+    checkpoint_error: str | None
+    keys: KeySet
+    checked_at: float  # time.monotonic() when the size was last read from the database
+    operating: dict[int, OperatingDays] = field(default_factory=dict)
+    bases: dict[int, tuple[str, str] | None] = field(default_factory=dict)
+    titles: dict[tuple[int, str], str | None] = field(default_factory=dict)
+    reports: OrderedDict[str, Report] = field(default_factory=OrderedDict)
+    lock: LockType = field(default_factory=threading.Lock)
+
+
+class _Stale(Exception):
+    """The request met something newer than its snapshot (a record appended, a key added
+    since): read the snapshot again rather than call a new record forged."""
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """One record and everything its checks read besides the snapshot, fetched in one query:
+    its revocation, its successor (a correction), its holder's sealed data, its ledger entry."""
+
+    record: CompletionRecord
+    revoked: tuple[str, datetime] | None  # (reason code, when)
+    successor: str | None
+    sealed: bytes | None  # None: the holder's data was erased
+    lookup: bytes | None
+    entry: bytes | None
+
+
+_SUCCESSOR: Final = aliased(CompletionRecord)
+
+
+def _facts(session: Session, *where: Any) -> list[_Facts]:
+    rows = session.execute(
+        select(
+            CompletionRecord,
+            Revocation.reason_code,
+            Revocation.at,
+            _SUCCESSOR.id,
+            Person.sealed,
+            Person.lookup,
+            LogEntry.body,
+        )
+        .outerjoin(Revocation, Revocation.record_id == CompletionRecord.id)
+        .outerjoin(_SUCCESSOR, _SUCCESSOR.supersedes == CompletionRecord.id)
+        .outerjoin(Person, Person.id == CompletionRecord.person_id)
+        .outerjoin(LogEntry, LogEntry.idx == CompletionRecord.log_index)
+        .where(*where)
+    ).all()
+    return [
+        _Facts(
+            r[0],
+            None if r[1] is None else (r[1], r[2]),
+            r[3],
+            None if r[4] is None else bytes(r[4]),
+            None if r[5] is None else bytes(r[5]),
+            None if r[6] is None else bytes(r[6]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass
 class OnlineVerifier:
     log: Log
     log_verifier: NoteVerifier
@@ -77,10 +157,84 @@ class OnlineVerifier:
     vault: PersonalDataVault
     public_url: str
     kek: bytes
+    # Reports kept per process for tokens whose signature verified (forgeries are never
+    # kept, so junk cannot crowd out real ones); 0 turns the report cache off.
+    report_cache: int = 10_000
+    # How long a snapshot is taken as current without asking the database (0: ask on every
+    # request).  A verdict is then at most this old — against the 60 s a verification response
+    # may be cached by any HTTP cache on the way (Cache-Control: max-age=60, public).
+    freshness: float = 0.0
+    _snapshot: _Snapshot | None = field(default=None, init=False, repr=False)
+
+    def _fresh(self) -> _Snapshot | None:
+        snap = self._snapshot
+        if snap is not None and time.monotonic() - snap.checked_at < self.freshness:
+            return snap
+        return None
+
+    def cached(self, text: str) -> Report | None:
+        """The kept report for ``text`` if the snapshot is fresh — no database, no waiting:
+        what a server can answer without leaving its event loop."""
+        snap = self._fresh()
+        return None if snap is None else snap.reports.get(text.strip())
+
+    def snapshot(self, session: Session, *, force: bool = False) -> _Snapshot:
+        """The snapshot for the latest stored checkpoint (one indexed read, unless the last
+        one is fresher than ``freshness`` and ``force`` is not set)."""
+        fresh = None if force else self._fresh()
+        if fresh is not None:
+            return fresh
+        row = session.execute(
+            select(LogCheckpoint.size, LogCheckpoint.note)
+            .order_by(LogCheckpoint.size.desc())
+            .limit(1)
+        ).first()
+        size = -1 if row is None else int(row.size)
+        now = time.monotonic()
+        snap = self._snapshot
+        if snap is not None and snap.size == size:
+            snap.checked_at = now
+            return snap
+        checkpoint: Checkpoint | None = None
+        error: str | None = "no signed checkpoint"
+        if row is not None:
+            try:
+                checkpoint, _ = open_checkpoint(row.note, self.origin, [self.log_verifier])
+                error = None
+            except LedgerError as exc:
+                error = str(exc)
+        snap = _Snapshot(size, checkpoint, error, keyset(session), now)
+        self._snapshot = snap
+        return snap
+
+    def _operating(self, session: Session, snap: _Snapshot, base: int) -> OperatingDays:
+        days = snap.operating.get(base)
+        if days is None:
+            days = snap.operating[base] = operating_days(session, base)
+        return days
+
+    def _base(self, session: Session, snap: _Snapshot, base_id: int) -> tuple[str, str] | None:
+        """(title, status) of a base."""
+        if base_id not in snap.bases:
+            row = session.execute(
+                select(BaseRecord.title, BaseRecord.status).where(BaseRecord.id == base_id)
+            ).first()
+            snap.bases[base_id] = None if row is None else (row.title, row.status)
+        return snap.bases[base_id]
+
+    def _title(self, session: Session, snap: _Snapshot, plan_id: int, code: str) -> str | None:
+        key = (plan_id, code)
+        if key not in snap.titles:
+            snap.titles[key] = session.scalar(
+                select(PlanClass.title).where(PlanClass.plan_id == plan_id, PlanClass.code == code)
+            )
+        return snap.titles[key]
 
     # -- the token --------------------------------------------------------------------------
 
-    def _token(self, text: str, ks: KeySet) -> tuple[TokenClaims | None, list[Check]]:
+    def _token(
+        self, text: str, ks: KeySet, *, final: bool = True
+    ) -> tuple[TokenClaims | None, list[Check]]:
         try:
             token = token_from_url(text) if "/" in text else text
             claims = verify_token(token, ks)
@@ -107,6 +261,8 @@ class OnlineVerifier:
                 ),
             ]
         except KeyResolutionError as exc:
+            if not final:
+                raise _Stale from exc
             return None, [
                 Check("signature", False, "签名密钥不在已公布的密钥中或已停用", f"{exc}"),
                 Check(
@@ -140,25 +296,27 @@ class OnlineVerifier:
 
     # -- the records ------------------------------------------------------------------------
 
-    def _inclusion(self, session: Session, records: Sequence[CompletionRecord]) -> Check:
-        cp_row = Log.latest_checkpoint(session)
-        if cp_row is None:
+    def _inclusion(self, session: Session, snap: _Snapshot, facts: Sequence[_Facts]) -> Check:
+        if snap.size < 0:
             return Check(
                 "ledger-inclusion", False, "账本尚无已签名的检查点", "no signed checkpoint"
             )
         try:
-            cp, _ = open_checkpoint(cp_row.note, self.origin, [self.log_verifier])
-            for r in records:
-                entry = Log.entry(session, r.log_index)
+            cp = snap.checkpoint
+            if cp is None:
+                raise LedgerError(f"the latest checkpoint does not open: {snap.checkpoint_error}")
+            for f in facts:
+                r, entry = f.record, f.entry
                 if entry is None or f'"record":"{r.id}"'.encode() not in entry:
                     raise LedgerError(f"entry {r.log_index} is not record {r.id}")
-                proof = self.log.inclusion_proof(session, r.log_index, cp.size)
+                # The size is a stored checkpoint's: the tree has it, no need to ask.
+                proof = self.log.inclusion_proof(session, r.log_index, cp.size, stored=True)
                 merkle.verify_inclusion(
                     merkle.leaf_hash(entry), r.log_index, cp.size, proof, cp.root_hash
                 )
         except LedgerError as exc:
             return Check("ledger-inclusion", False, "账本包含证明不成立", f"inclusion fails: {exc}")
-        where = ", ".join(str(r.log_index) for r in records)
+        where = ", ".join(str(f.record.log_index) for f in facts)
         return Check(
             "ledger-inclusion",
             True,
@@ -167,24 +325,23 @@ class OnlineVerifier:
         )
 
     def _status(
-        self, session: Session, records: Sequence[CompletionRecord]
+        self, session: Session, facts: Sequence[_Facts]
     ) -> tuple[Check, list[tuple[str, str]]]:
         notes: list[tuple[str, str]] = []
-        for r in records:
-            revocation = session.get(Revocation, r.id)
-            if revocation is not None:
-                day = local_date(aware(revocation.at))
+        for f in facts:
+            r = f.record
+            if f.revoked is not None:
+                code, at = f.revoked
+                day = local_date(aware(at))
                 return Check(
                     "record-status",
                     False,
-                    f"记录 {r.id} 已于 {day} 被撤销（原因：{_REASON_ZH.get(revocation.reason_code, revocation.reason_code)}）",
-                    f"record {r.id} was revoked on {day} (reason: {revocation.reason_code})",
+                    f"记录 {r.id} 已于 {day} 被撤销（原因：{_REASON_ZH.get(code, code)}）",
+                    f"record {r.id} was revoked on {day} (reason: {code})",
                     "revoked",
                 ), notes
-            successor = session.scalar(
-                select(CompletionRecord).where(CompletionRecord.supersedes == r.id)
-            )
-            if successor is not None:
+            if f.successor is not None:
+                successor = session.get_one(CompletionRecord, f.successor)
                 while (
                     nxt := session.scalar(
                         select(CompletionRecord).where(CompletionRecord.supersedes == successor.id)
@@ -221,14 +378,11 @@ class OnlineVerifier:
         return token_url(self.public_url, issue_token(claims, signer))
 
     def _recognised(
-        self, session: Session, records: Sequence[CompletionRecord]
+        self, session: Session, snap: _Snapshot, facts: Sequence[_Facts]
     ) -> tuple[Check, bool]:
         later = False
-        history: dict[int, OperatingDays] = {}  # a transcript's records share few bases
-        for r in records:
-            if r.base_id not in history:
-                history[r.base_id] = operating_days(session, r.base_id)
-            days = history[r.base_id]
+        for r in (f.record for f in facts):
+            days = self._operating(session, snap, r.base_id)
             if not days.covers(r.start_date, r.end_date):
                 return Check(
                     "base-recognised",
@@ -236,8 +390,8 @@ class OnlineVerifier:
                     f"培训日期 {r.start_date}–{r.end_date} 基地不在认定有效期内",
                     "the base was not recognised on every training day",
                 ), False
-            base = session.get(BaseRecord, r.base_id)
-            if base is not None and base.status not in OPERATING_STATUSES:
+            base = self._base(session, snap, r.base_id)
+            if base is not None and base[1] not in OPERATING_STATUSES:
                 later = True
         if later:
             return Check(
@@ -253,22 +407,18 @@ class OnlineVerifier:
             "the base was recognised on every training day",
         ), False
 
-    def _describe(self, session: Session, r: CompletionRecord) -> dict[str, Any]:
-        base = session.get(BaseRecord, r.base_id)
-        title = session.scalar(
-            select(PlanClass.title).where(
-                PlanClass.plan_id == r.plan_id, PlanClass.code == r.class_code
-            )
-        )
+    def _describe(self, session: Session, snap: _Snapshot, f: _Facts) -> dict[str, Any]:
+        r = f.record
+        base = self._base(session, snap, r.base_id)
+        title = self._title(session, snap, r.plan_id, r.class_code)
         holder = {"name": "（已删除）", "id_number": "（已删除）"}
-        person = session.get(Person, r.person_id)
-        if person is not None and person.sealed is not None:
-            data = self.vault.open(person.sealed, person.lookup)
+        if f.sealed is not None and f.lookup is not None:
+            data = self.vault.open(f.sealed, f.lookup)
             holder = {"name": mask_name(data["name"]), "id_number": mask_id(data["id_number"])}
         return {
             "record": r.id,
             "holder": holder,
-            "base": base.title if base else f"base:{r.base_id}",
+            "base": base[0] if base else f"base:{r.base_id}",
             "class_code": r.class_code,
             "class_title": title or r.class_code,
             "year": r.year,
@@ -283,14 +433,13 @@ class OnlineVerifier:
 
     def _resolve(
         self, session: Session, claims: TokenClaims
-    ) -> tuple[str, list[CompletionRecord], IssuedDocument | None]:
-        record = session.scalar(
-            select(CompletionRecord).where(CompletionRecord.token == claims.record_token)
-        )
-        if record is not None:
+    ) -> tuple[str, list[_Facts], IssuedDocument | None]:
+        found = _facts(session, CompletionRecord.token == claims.record_token)
+        if found:
+            record = found[0].record
             return (
                 ("completion" if record.log_index == claims.ledger_index else "mismatch"),
-                [record],
+                found,
                 None,
             )
         doc = session.scalar(
@@ -301,14 +450,40 @@ class OnlineVerifier:
         if doc is None:
             return "unknown", [], None
         ids = doc.records.split()
-        rows = [session.get(CompletionRecord, i) for i in ids]
-        return "transcript", [r for r in rows if r is not None], doc
+        by_id = {f.record.id: f for f in _facts(session, CompletionRecord.id.in_(ids))}
+        return "transcript", [by_id[i] for i in ids if i in by_id], doc
 
     def verify(self, session: Session, text: str) -> Report:
-        claims, checks = self._token(text.strip(), keyset(session))
+        text = text.strip()
+        snap = self.snapshot(session)
+        cached = snap.reports.get(text)
+        if cached is not None:
+            return cached
+        try:
+            report, keep = self._verify(session, snap, text, final=False)
+        except _Stale:
+            snap = self.snapshot(session, force=True)
+            report, keep = self._verify(session, snap, text, final=True)
+        if keep and self.report_cache > 0:
+            with snap.lock:
+                snap.reports[text] = report
+                if len(snap.reports) > self.report_cache:
+                    snap.reports.popitem(last=False)
+        return report
+
+    def _verify(
+        self, session: Session, snap: _Snapshot, text: str, *, final: bool
+    ) -> tuple[Report, bool]:
+        """The report, and whether it may be kept: only for a token whose signature verified
+        and that names something (a token is issued with its record or document, so a later
+        request cannot find one that an earlier did not).  Unless ``final``, raises `_Stale`
+        when the token or its records are newer than the snapshot."""
+        claims, checks = self._token(text, snap.keys, final=final)
         if claims is None:
-            return Report(decide(checks), tuple(checks))
+            return Report(decide(checks), tuple(checks)), False
         kind, records, doc = self._resolve(session, claims)
+        if not final:
+            _check_fresh(snap, records)
         if kind == "unknown":
             checks.append(
                 Check(
@@ -319,7 +494,7 @@ class OnlineVerifier:
                     "unknown",
                 )
             )
-            return Report(decide(checks), tuple(checks))
+            return Report(decide(checks), tuple(checks)), False
         if kind == "mismatch":
             checks.append(
                 Check(
@@ -330,10 +505,10 @@ class OnlineVerifier:
                 )
             )
             checks.append(Check("record-status", None, "未检查", "not checked", "mismatch"))
-            return Report(decide(checks), tuple(checks))
+            return Report(decide(checks), tuple(checks)), True
         status, notes = self._status(session, records)
-        inclusion = self._inclusion(session, records)
-        recognised, later = self._recognised(session, records)
+        inclusion = self._inclusion(session, snap, records)
+        recognised, later = self._recognised(session, snap, records)
         checks += [inclusion, status, recognised]
         document: dict[str, Any] = {
             "kind": kind,
@@ -349,9 +524,9 @@ class OnlineVerifier:
             decide(checks, base_revoked_later=later),
             tuple(checks),
             document,
-            tuple(self._describe(session, r) for r in records),
-            tuple(notes + erasure_notes(session, records)),
-        )
+            tuple(self._describe(session, snap, f) for f in records),
+            tuple(notes + erasure_notes(records)),
+        ), True
 
     # -- records a holder shared (a share link: no token) -------------------------------------
 
@@ -359,15 +534,25 @@ class OnlineVerifier:
         """The ledger checks of records reached through a holder's share link.  The link itself
         is the credential (no token, so no signature check); inclusion, status and recognition
         are checked as for a scanned token."""
-        status, notes = self._status(session, records)
-        recognised, later = self._recognised(session, records)
-        checks = (self._inclusion(session, records), status, recognised)
+        by_id = {
+            f.record.id: f
+            for f in _facts(session, CompletionRecord.id.in_([r.id for r in records]))
+        }
+        facts = [by_id[r.id] for r in records]
+        snap = self.snapshot(session)
+        try:
+            _check_fresh(snap, facts)
+        except _Stale:
+            snap = self.snapshot(session, force=True)
+        status, notes = self._status(session, facts)
+        recognised, later = self._recognised(session, snap, facts)
+        checks = (self._inclusion(session, snap, facts), status, recognised)
         return Report(
             decide(checks, base_revoked_later=later),
             checks,
             {"kind": "share", "records": len(records)},
-            tuple(self._describe(session, r) for r in records),
-            tuple(notes + erasure_notes(session, records)),
+            tuple(self._describe(session, snap, f) for f in facts),
+            tuple(notes + erasure_notes(facts)),
         )
 
     # -- an uploaded PDF ---------------------------------------------------------------------
@@ -383,7 +568,7 @@ class OnlineVerifier:
         from verification.credentials import verify_credential
 
         signature = check_pdf_signature(pdf, trust_roots)
-        ks = keyset(session)
+        ks = self.snapshot(session, force=True).keys  # an upload is rare: read the latest
         credential_tokens: set[bytes] = set()
         try:
             files = extract_attachments(pdf)
@@ -425,8 +610,8 @@ class OnlineVerifier:
         if qr is not None and credential.ok:
             try:
                 claims = verify_token(token_from_url(qr), ks)
-                _, records, _ = self._resolve(session, claims)
-                agree = bool(records) and {bytes(r.token) for r in records} <= credential_tokens
+                _, found, _ = self._resolve(session, claims)
+                agree = bool(found) and {bytes(f.record.token) for f in found} <= credential_tokens
             except (VerificationError, LedgerError):
                 agree = False
         registered = session.scalar(
@@ -470,16 +655,16 @@ class OnlineVerifier:
     ) -> dict[str, str]:
         """Whether the holder is the person a verifier typed: per field "match" / "no-match"
         (an ID number that is not valid is simply "no-match")."""
-        claims, _ = self._token(text.strip(), keyset(session))
+        claims, _ = self._token(text.strip(), self.snapshot(session, force=True).keys)
         if claims is None:
             raise LookupError("not a valid token")
-        _, records, _ = self._resolve(session, claims)
-        if not records:
+        _, found, _ = self._resolve(session, claims)
+        if not found:
             raise LookupError("no record answers to this token")
-        person = session.get(Person, records[0].person_id)
-        if person is None or person.sealed is None:
+        first = found[0]
+        if first.sealed is None or first.lookup is None:
             raise LookupError("the holder's data was erased")
-        data = self.vault.open(person.sealed, person.lookup)
+        data = self.vault.open(first.sealed, first.lookup)
         out: dict[str, str] = {}
         if name is not None:
             same = unicodedata.normalize("NFC", name.strip()) == data["name"]
@@ -489,7 +674,7 @@ class OnlineVerifier:
                 typed = validate_id_number(id_number)
             except IdentityError:
                 typed = ""
-            r = records[0]
+            r = first.record
             # Compared through the record's public commitment: the same answer anyone holding
             # the salt could compute, and constant-time.
             same = r.salt is not None and hmac.compare_digest(
@@ -499,13 +684,16 @@ class OnlineVerifier:
         return out
 
 
-def erasure_notes(session: Session, records: Sequence[CompletionRecord]) -> list[tuple[str, str]]:
+def _check_fresh(snap: _Snapshot, facts: Sequence[_Facts]) -> None:
+    if any(f.record.log_index >= snap.size for f in facts):
+        raise _Stale
+
+
+def erasure_notes(facts: Sequence[_Facts]) -> list[tuple[str, str]]:
     """A note when the holder of the records had their personal data erased (PIPL Art. 47):
     the records stay in the ledger and verify, but nobody can link them to a person now."""
-    for person_id in sorted({r.person_id for r in records}):
-        person = session.get(Person, person_id)
-        if person is not None and person.sealed is None:
-            return [("持有人已申请删除个人信息", "the holder's personal data was erased")]
+    if any(f.sealed is None and f.lookup is not None for f in facts):
+        return [("持有人已申请删除个人信息", "the holder's personal data was erased")]
     return []
 
 

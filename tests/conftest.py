@@ -138,6 +138,9 @@ def settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
         data_dir=tmp_path / "data",
         origin="test.celedger.example/log",
         public_url="http://testserver",
+        # Tests revoke and verify in the same second: every verification reads the ledger.
+        # (tests/test_verify_api.py checks the default, a snapshot kept for a second.)
+        verify_freshness_seconds=0,
     )
 
 

@@ -88,7 +88,7 @@ def test_share_lifecycle_with_access_log(client: Any, ctx: Any, clock: Clock) ->
     client.post(f"/api/v1/completions/{fix.json()['record']}/revocation",
                 json={"reason_code": "error", "reason": "登记错误"}, headers=keys[CITY])  # fmt: skip
     (shown,) = _verify(client, share)["records"]
-    assert shown["status"] == "revoked" and shown["verdict"] == "revoked"
+    assert shown["status"] == "revoked" and shown["verdict"] == "revoked", shown["checks"]
     # Expiry: after 7 days the link says so and shows nothing.
     clock.advance(days=7, seconds=1)
     expired = _verify(client, share)

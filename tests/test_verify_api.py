@@ -197,3 +197,70 @@ def test_security_headers_caching_and_rate_limit(settings: Any, ctx: Any) -> Non
         # Other routes are not limited by the verification budget.
         assert client.get("/healthz").status_code == 200
         assert client.get("/log/checkpoint").status_code in (200, 404)
+
+
+def test_reports_are_kept_until_the_next_append_and_forgeries_never(client: Any, ctx: Any) -> None:
+    # The report cache is keyed by the latest checkpoint: a hit must be the very same report,
+    # and any append (here an unrelated batch) must start a fresh snapshot.
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1))
+    token = _path(_issue(client, keys, rid)).rsplit("/", 1)[1]
+    verifier = ctx.verifier()
+    with ctx.db.reader() as s:
+        first = verifier.verify(s, token)
+        assert verifier.verify(s, token) is first
+        snap = verifier.snapshot(s)
+        forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+        assert verifier.verify(s, forged).verdict in ("forged", "unknown")
+        assert list(snap.reports) == [token]  # the forgery was not kept
+    later = client.post(BATCHES, json=batch("later", record(2)), headers=keys["base:1"])
+    assert later.status_code == 201, later.text
+    with ctx.db.reader() as s:
+        again = verifier.verify(s, token)
+        assert verifier.snapshot(s).size > snap.size
+    assert again is not first and again.verdict == first.verdict == "valid"
+    assert again.checks[2].en != first.checks[2].en  # names the new checkpoint size
+
+
+def test_a_verdict_is_at_most_freshness_seconds_old(
+    client: Any, ctx: Any, monkeypatch: Any
+) -> None:
+    # With the default freshness (1 s) a process answers from its snapshot without asking the
+    # database; once the second is over, a revocation made meanwhile must show.
+    import certificates.verifier as module
+
+    keys = world(ctx)
+    (rid,) = _post(client, keys, record(1))
+    token = _path(_issue(client, keys, rid)).rsplit("/", 1)[1]
+    verifier = ctx.verifier()
+    verifier.freshness = 1.0
+    now = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    with ctx.db.reader() as s:
+        assert verifier.verify(s, token).verdict == "valid"
+    assert verifier.cached(token) is not None  # answered without the database
+    revoked = client.post(f"/api/v1/completions/{rid}/revocation",
+                          json={"reason_code": "fraud", "reason": "x"}, headers=keys[CITY])  # fmt: skip
+    assert revoked.status_code == 201, revoked.text
+    now[0] += 0.5
+    assert client.get(f"/api/v1/verify/{token}").json()["verdict"] == "valid"  # within 1 s
+    now[0] += 0.6
+    assert verifier.cached(token) is None  # stale: the next request asks the database
+    assert client.get(f"/api/v1/verify/{token}").json()["verdict"] == "revoked"
+
+    # Something newer than the snapshot is never called forged: a record posted and a key
+    # rotated within the second verify at once (the snapshot is read again for them).
+    def post(key: str, row: dict[str, Any]) -> str:
+        r = client.post(BATCHES, json=batch(key, row), headers=keys["base:1"])
+        assert r.status_code == 201, r.text
+        return str(r.json()["records"][0]["record"])
+
+    newer = post("newer", record(2))
+    fresh_url = _issue(client, keys, newer)
+    assert _verdict(client, fresh_url)["verdict"] == "valid"
+    from ledger import issuing
+
+    with ctx.db.writer() as s:  # as `celedger keys issuing rotate` does
+        issuing.rotate(s, ctx.log, ctx.kek, datetime.now(UTC))
+    third = post("third", record(3))
+    assert _verdict(client, _issue(client, keys, third))["verdict"] == "valid"

@@ -232,6 +232,15 @@ class VerifyController(Controller):
         count_verification(report, "token")
         return report
 
+    async def _report_async(self, ctx: Context, token: str) -> Report:
+        # A kept report is answered on the event loop: the thread hop would cost more than
+        # the lookup.  Anything else reads the database, in a worker thread.
+        report = ctx.verifier().cached(_clip(token))
+        if report is None:
+            return await anyio.to_thread.run_sync(self._report, ctx, token)
+        count_verification(report, "token")
+        return report
+
     # HTML pages stay out of the API reference (and two paths would share one operation id).
     @get(
         ["/V/{token:str}", "/v/{token:str}"],
@@ -247,15 +256,12 @@ class VerifyController(Controller):
         lang: Lang = "zh",
     ) -> Response[str]:
         """The QR code's landing page: verdict and checks, masked data, no JavaScript."""
-        report = await anyio.to_thread.run_sync(self._report, ctx, token)
+        report = await self._report_async(ctx, token)
         other = "en" if lang == "zh" else "zh"
+        # Links relative to this page ("?lang=en"): the page never repeats its path, which is
+        # whatever the visitor typed or pasted there (someone's ID number, a name …).
         return Response(
-            render_page(
-                report,
-                lang,
-                action=request.url.path + f"?lang={lang}",
-                switch=f"{request.url.path}?lang={other}",
-            ),
+            render_page(report, lang, action=f"?lang={lang}", switch=f"?lang={other}"),
             media_type="text/html; charset=utf-8",
         )
 
@@ -293,11 +299,7 @@ class VerifyController(Controller):
         other = "en" if lang == "zh" else "zh"
         return Response(
             render_page(
-                report,
-                lang,
-                action=request.url.path + f"?lang={lang}",
-                matched=matched,
-                switch=f"{request.url.path}?lang={other}",
+                report, lang, action=f"?lang={lang}", matched=matched, switch=f"?lang={other}"
             ),
             media_type="text/html; charset=utf-8",
         )
@@ -309,13 +311,13 @@ class VerifyController(Controller):
         and run ``celedger verify FILE.pdf --offline --bundle bundle.json``."""
         return offline_bundle(ctx)
 
-    @get("/api/v1/verify/{token:str}", sync_to_thread=True, cache_control=_SHORT)
-    def api(self, ctx: NamedDependency[Context], token: FromPath[str]) -> dict[str, Any]:
+    @get("/api/v1/verify/{token:str}", cache_control=_SHORT)
+    async def api(self, ctx: NamedDependency[Context], token: FromPath[str]) -> dict[str, Any]:
         """The verification report as JSON: ``verdict`` (valid, valid-base-revoked-later,
         revoked, superseded, key-compromised, unknown, forged), named ``checks`` (signature,
         key-status, ledger-inclusion, record-status, base-recognised) with reasons, masked
         record data."""
-        return self._report(ctx, token).to_json()
+        return (await self._report_async(ctx, token)).to_json()
 
     @post(
         "/api/v1/verify/{token:str}/match",

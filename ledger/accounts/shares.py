@@ -20,6 +20,7 @@ it answered, and a short keyed hash of the client's network — and answers ``ac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,6 +60,10 @@ __all__ = [
 ]
 
 _MAX_TITLE_YEARS = 10
+# What `new_share_id` makes.  Anything else is unknown without a query: PostgreSQL refuses a
+# NUL byte in a text parameter with an error (a 500 for ``/api/v1/me/shares/%00``).
+_SHARE_ID = re.compile(r"sh_[a-z2-7]{16}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -97,6 +102,11 @@ def create_share(
     """A new link (and its token, to show once — `share_token` shows it again)."""
     at = _utc(now)
     validity = check_share_days(spec.days, rules)
+    if spec.label is not None and _CONTROL.search(spec.label):
+        # A NUL byte cannot be stored on PostgreSQL (it was a 500); no label needs one.
+        raise RuleViolation(
+            "share.label", "备注不能包含控制字符 / label: expected text without control characters"
+        )
     record = first = last = None
     if spec.scope == "record":
         if spec.record is None:
@@ -145,7 +155,7 @@ def share_token(vault: PersonalDataVault, share: ShareLink) -> str | None:
 
 def holder_share(session: Session, person_id: int, share_id: str) -> ShareLink:
     """The holder's own link; another person's is answered like an unknown one."""
-    share = session.get(ShareLink, share_id)
+    share = session.get(ShareLink, share_id) if _SHARE_ID.fullmatch(share_id) else None
     if share is None or share.person_id != person_id:
         raise _unknown_share(share_id)
     return share

@@ -387,8 +387,13 @@ class Log:
     def root(self, session: Session, size: int) -> bytes:
         return merkle.tree_root(size, self.reader(session, size).read)
 
-    def inclusion_proof(self, session: Session, index: int, size: int) -> list[bytes]:
-        self._check_size(session, size)
+    def inclusion_proof(
+        self, session: Session, index: int, size: int, *, stored: bool = False
+    ) -> list[bytes]:
+        """The proof that leaf ``index`` is in the tree of ``size``.  ``stored=True`` says the
+        size is a stored checkpoint's, so the tree has it: the size query is skipped."""
+        if not stored:
+            self._check_size(session, size)
         if not 0 <= index < size:
             raise ProofError(f"leaf index must be in [0, {size}), found {index}")
         return merkle.inclusion_proof(index, size, self.reader(session, size).read)
