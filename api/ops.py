@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from verification.report import Report
 
 __all__ = [
+    "ID_NUMBER",
     "JsonFormatter",
     "RedactingFormatter",
     "StartupError",
@@ -316,15 +317,15 @@ def readyz(ctx: NamedDependency[Context]) -> Response[dict[str, Any]]:
 
 # -- logs --------------------------------------------------------------------------------------
 
+#: Citizen ID numbers (18 characters, plausible date) — as ledger.entries' tripwire.  Also
+#: what api.problems masks in every problem detail.
+ID_NUMBER: Final = re.compile(
+    r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+    r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])"
+)
+
 _REDACTIONS: Final = [
-    # Citizen ID numbers (18 characters, plausible date) — as ledger.entries' tripwire.
-    (
-        re.compile(
-            r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
-            r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])"
-        ),
-        "[id-number]",
-    ),
+    (ID_NUMBER, "[id-number]"),
     (re.compile(r"cek_[A-Za-z0-9_\-]+"), "cek_[redacted]"),
     (re.compile(r"ses_[A-Za-z0-9_\-]+"), "ses_[redacted]"),
     (re.compile(r"(?i)(bearer\s+)\S+"), r"\1[redacted]"),

@@ -7,13 +7,16 @@ its body says nothing about internals.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from typing import Any, Final
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DataError
 
-from api.ops import count_batch_refused
+from api.ops import ID_NUMBER, count_batch_refused
 from ledger.errors import AppendError, FormatError, LedgerError, ProofError
+from ledger.identity import mask_id
 from ledger.registry.errors import (
     InstitutionBarred,
     NotFound,
@@ -53,6 +56,24 @@ class Problem(Exception):
         self.extra = extra or {}
 
 
+# Mainland mobile numbers (11 digits, 13x–19x).
+_MOBILE: Final = re.compile(r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
+
+
+def _masked(value: Any) -> Any:
+    # Problems say what they found, and a client may send personal data where it does not
+    # belong (an ID number pasted as a token or a query value, a phone number as an index).
+    # Whatever a problem quotes is masked as the public pages mask it: an error body ends up
+    # in proxies' caches, tickets and screenshots.
+    if isinstance(value, str):
+        return _MOBILE.sub(r"\1****\2", ID_NUMBER.sub(lambda m: mask_id(m.group()), value))
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
+
+
 def problem_response(
     status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None = None
 ) -> Response[dict[str, Any]]:
@@ -60,11 +81,11 @@ def problem_response(
         "type": PROBLEM_BASE + code,
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": _masked(detail),
         "code": code,
     }
     if extra:
-        body.update(extra)
+        body.update(_masked(extra))
     return Response(body, status_code=status, media_type="application/problem+json")
 
 
@@ -100,10 +121,16 @@ def handle_ledger_error(
     return problem_response(422, "refused", type(exc).__name__, str(exc), _details(exc))
 
 
-def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     extra: dict[str, Any] = {}
-    if isinstance(exc, ValidationException) and exc.extra:
-        extra["errors"] = exc.extra
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        if exc.extra:
+            extra["errors"] = exc.extra
+        # Litestar's detail quotes the whole URL, query string and path values included (any
+        # text a client put there); the route template says where without repeating them.
+        route = request.scope.get("path_template") or "(unmatched)"
+        detail = f"Validation failed for {request.method} {route}"
     code = {
         400: "bad-request",
         401: "unauthenticated",
@@ -118,12 +145,12 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
             exc.status_code,
             code,
             code,
-            exc.detail,
+            detail,
             extra,
         )
         if exc.headers is None
         else _with_headers(
-            problem_response(exc.status_code, code, code, exc.detail, extra), exc.headers
+            problem_response(exc.status_code, code, code, detail, extra), exc.headers
         )
     )
 
@@ -137,14 +164,34 @@ def _with_headers(
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    # No personal data in logs: the path and exception type only, never the body.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # No personal data in logs: the route template (a raw path can hold an ID number, a name
+    # or a token typed into it) and the exception, never the body.
+    route = request.scope.get("path_template") or "unmatched"
+    log.exception("unhandled error on %s %s", request.method, route)
     return problem_response(
         500, "internal", "Internal Server Error", "internal error; it has been logged"
     )
 
 
+def handle_out_of_range(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    # A number beyond what the database stores (an id of 2^40 in a URL: PostgreSQL's integer
+    # is 32 bits, SQLite's 64) names nothing; it is the client's mistake, not a 500.
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" not in str(exc):
+        return handle_unexpected(request, exc)
+    return problem_response(
+        400,
+        "out-of-range",
+        "out-of-range",
+        "a value in the request is out of range for what it names (e.g. a number larger "
+        "than any id, year or index stored here)",
+    )
+
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DataError: handle_out_of_range,
+    OverflowError: handle_out_of_range,
     Problem: handle_problem,
     LedgerError: handle_ledger_error,
     HTTPException: handle_http,

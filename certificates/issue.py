@@ -99,7 +99,12 @@ def signer_for(session: Session, issuer: Issuer, now: datetime) -> IssuingSigner
     entry); after a compromise there is none until the operator rotates — issuing is then
     refused rather than silently signing with a fresh, unannounced key."""
     if not keyset(session).keys:
-        create_issuing_key(session, issuer.log, issuer.kek, now)
+        # Concurrent first certificates all find no key, and all but one were refused (422) by
+        # create_issuing_key: look again under the append lock, which its creator holds until
+        # it commits (re-taking it there is harmless: the lock is per transaction).
+        issuer.log.lock(session)
+        if not keyset(session).keys:
+            create_issuing_key(session, issuer.log, issuer.kek, now)
     return active_signer(session, issuer.kek)
 
 

@@ -24,9 +24,12 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import os
+import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -125,9 +128,12 @@ class DevelopmentPKI:
         """
         directory = Path(directory)
         names = (_ROOT_CERT, _ROOT_KEY, _SIGN_CERT, _SIGN_KEY)
-        present = [n for n in names if (directory / n).exists()]
+        # One listing, not a test per file: the directory appears whole (``_publish``), and
+        # tests made file by file could straddle its appearance and see part of it.
+        listed = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+        present = [n for n in names if n in listed]
         if not present:
-            cls._create(directory, now or dt.datetime.now(dt.UTC))
+            cls._publish(directory, now or dt.datetime.now(dt.UTC))
         elif len(present) != len(names):
             missing = sorted(set(names) - set(present))
             raise SigningError(
@@ -149,6 +155,24 @@ class DevelopmentPKI:
                 f"{_SIGN_CERT}, found a different key"
             )
         return cls(directory, root, cert, key)
+
+    @classmethod
+    def _publish(cls, directory: Path, now: dt.datetime) -> None:
+        # Concurrent first uses (threads of a worker, several workers) each build a chain in a
+        # private sibling directory and rename it into place: rename is atomic and refuses a
+        # non-empty target, so one chain wins and nobody reads half of one (concurrent first
+        # certificates found a half-written directory and answered 500).
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            cls._create(staging, now)
+            try:
+                staging.rename(directory)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @staticmethod
     def _create(directory: Path, now: dt.datetime) -> None:

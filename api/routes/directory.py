@@ -7,6 +7,7 @@ JSON under ``/api/v1/directory/…``; a plain server-rendered HTML view (no Java
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Annotated, Any, Final, Literal
 
@@ -15,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, Parameter
 
 from api.context import Context
+from api.problems import Problem
 from ledger.registry import directory as d
 
 __all__ = ["DirectoryController"]
@@ -31,6 +33,23 @@ STATUS_LABEL: Final = {
 }
 
 
+_JURISDICTION_CODE: Final = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,8}){0,2}")
+
+
+def _code(code: str) -> str:
+    # The "not found" problem quotes the code; a path segment that is no jurisdiction code is
+    # free text (a name typed into the URL …), which a problem never repeats.
+    if not _JURISDICTION_CODE.fullmatch(code):
+        raise Problem(
+            404,
+            "not-found",
+            "rule jurisdiction.exists: expected a jurisdiction code like CN-SC-PZH, found "
+            "other text",
+            extra={"rule": "jurisdiction.exists"},
+        )
+    return code
+
+
 class DirectoryController(Controller):
     path = "/"
     tags = ("directory",)
@@ -45,7 +64,7 @@ class DirectoryController(Controller):
     def policy(self, ctx: NamedDependency[Context], code: FromPath[str]) -> dict[str, Any]:
         """The effective policy of a jurisdiction and its versions (shipped and uploaded)."""
         with ctx.db.reader() as s:
-            return d.policy_view(s, code)
+            return d.policy_view(s, _code(code))
 
     @get(
         "/api/v1/directory/jurisdictions/{code:str}/policy/{version:int}",
@@ -57,7 +76,7 @@ class DirectoryController(Controller):
     ) -> Response[bytes]:
         """The exact bytes of one policy version (its SHA-256 is in the ``policy`` entry)."""
         with ctx.db.reader() as s:
-            body = d.policy_document(s, code, version)
+            body = d.policy_document(s, _code(code), version)
         return Response(body, headers=CACHE)
 
     @get("/api/v1/directory/units", sync_to_thread=True)

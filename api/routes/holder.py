@@ -931,7 +931,8 @@ class ShareController(Controller):
         report = await anyio.to_thread.run_sync(share_report, ctx, token, "page", client, now)
         other = "en" if lang == "zh" else "zh"
         return Response(
-            render_share_page(report, lang, f"{request.url.path}?lang={other}"),
+            # Relative ("?lang=en"), as on /V/: the page never repeats the path it was given.
+            render_share_page(report, lang, f"?lang={other}"),
             media_type="text/html; charset=utf-8",
         )
 

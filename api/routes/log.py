@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get
@@ -26,6 +27,7 @@ from ledger.witness_models import with_cosignatures
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=5"
+_TILE_CHARS = re.compile(r"(?:[0-9xp./]|entries)*")
 # Tree sizes beyond this are absurd for any real log and would only cost CPU to refuse later.
 MAX_SIZE = 2**53
 
@@ -72,6 +74,15 @@ class LogController(Controller):
         try:
             tp = tiles.parse_tile_path("tile/" + path.removeprefix("/"))
         except FormatError as exc:
+            if not _TILE_CHARS.fullmatch(path):
+                # The parser quotes the path; one with characters no tile path has is free
+                # text (a name typed into a URL …), and a problem never repeats that.
+                raise Problem(
+                    404,
+                    "no-such-tile",
+                    "expected a tile path '<L>/<N>[.p/<W>]' or 'entries/<N>[.p/<W>]' "
+                    "(digits, 'x', 'p', '.', '/' and 'entries'); found other characters",
+                ) from None
             raise Problem(404, "no-such-tile", str(exc)) from exc
         with ctx.db.reader() as s:
             size, _ = _latest(ctx, s)

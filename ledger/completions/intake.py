@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 import unicodedata
@@ -403,6 +404,9 @@ class _Unsupported(str):
 TEMPLATE_SHEET: Final = "学时记录"
 
 
+# Built once: openpyxl takes ~0.3 s of CPU per workbook, and the template is served to anyone
+# without a key (an unauthenticated route must not be a CPU sink).
+@functools.cache
 def template_xlsx() -> bytes:
     """The XLSX template: a data sheet with the headers (ID column formatted as text, so Excel
     cannot turn an ID number into 1.10105E+17) and a sheet of instructions with an example."""

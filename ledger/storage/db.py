@@ -46,6 +46,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 60},
         pool_size=8,
         max_overflow=16,
+        # A failed statement's message (logged with its traceback) must not carry the bound
+        # values: free text, lookups, whatever a client sent.
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -72,7 +75,9 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
     url = normalise_url(url)
     if is_sqlite(url):
         return _sqlite_engine(url, immediate=writer)
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 @dataclass
