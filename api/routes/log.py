@@ -139,7 +139,8 @@ class LogController(Controller):
                     "bad-proof-request",
                     f"index: expected < {tree_size} (tree size), found {index}",
                 )
-            proof = ctx.log.inclusion_proof(s, index, tree_size)
+            # tree_size <= the latest stored checkpoint's, so the tree has it.
+            proof = ctx.log.inclusion_proof(s, index, tree_size, stored=True)
             body = Log.entry(s, index) or b""
             cp_note = note if tree_size == latest else _checkpoint_note(s, tree_size)
         return {
@@ -173,7 +174,7 @@ class LogController(Controller):
                 raise Problem(
                     400, "bad-proof-request", f"old: expected at most new ({new_size}), found {old}"
                 )
-            proof = ctx.log.consistency_proof(s, old, new_size)
+            proof = ctx.log.consistency_proof(s, old, new_size, stored=True)
         return {"old": old, "new": new_size, "proof": [_b64(p) for p in proof]}
 
     @get("/api/v1/log/entries/{index:int}", sync_to_thread=True)

@@ -391,15 +391,21 @@ class Log:
         self, session: Session, index: int, size: int, *, stored: bool = False
     ) -> list[bytes]:
         """The proof that leaf ``index`` is in the tree of ``size``.  ``stored=True`` says the
-        size is a stored checkpoint's, so the tree has it: the size query is skipped."""
+        caller checked the size against a stored checkpoint (at most its size), so the tree
+        has it: the size query is skipped."""
         if not stored:
             self._check_size(session, size)
         if not 0 <= index < size:
             raise ProofError(f"leaf index must be in [0, {size}), found {index}")
         return merkle.inclusion_proof(index, size, self.reader(session, size).read)
 
-    def consistency_proof(self, session: Session, old: int, new: int) -> list[bytes]:
-        self._check_size(session, new)
+    def consistency_proof(
+        self, session: Session, old: int, new: int, *, stored: bool = False
+    ) -> list[bytes]:
+        """The proof that the tree of ``old`` is a prefix of the tree of ``new``; ``stored``
+        as for `inclusion_proof`."""
+        if not stored:
+            self._check_size(session, new)
         if not 0 <= old <= new:
             raise ProofError(f"consistency needs 0 <= old <= new, found old={old}, new={new}")
         return merkle.consistency_proof(old, new, self.reader(session, new).read)
