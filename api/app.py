@@ -9,7 +9,6 @@ import anyio
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Message, Scope
@@ -17,6 +16,7 @@ from litestar.types import Message, Scope
 from api.context import Context
 from api.ops import metrics, metrics_middleware, readyz
 from api.problems import EXCEPTION_HANDLERS
+from api.ratelimit import client_rate_limit
 from api.routes.certificates import CertificateController, KeysController
 from api.routes.completions import CompletionController, TemplateController
 from api.routes.directory import DirectoryController
@@ -98,18 +98,12 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         if context is None:
             ctx.close()
 
-    # Async on purpose: Litestar runs a sync throttle check in a worker thread, which cost
-    # more than a kept verification itself (bench/bench_verify.py).
-    async def _throttled(request: Request[Any, Any, Any]) -> bool:
-        return _is_public_verification(request.url.path)
-
-    # Public verification is the most exposed surface: one client may not hammer it.  The
-    # limit is per process (in-memory store); behind several replicas the front proxy's own
-    # limit is the global one.
-    rate_limit = RateLimitConfig(
-        rate_limit=("minute", settings.verify_rate_per_minute),
-        check_throttle_handler=_throttled,
-        set_rate_limit_headers=True,
+    # Public verification is the most exposed surface: one client may not hammer it (see
+    # api/ratelimit.py for why it is not Litestar's RateLimitMiddleware).
+    limited = (
+        [client_rate_limit(settings.verify_rate_per_minute, _is_public_verification)]
+        if settings.verify_rate_per_minute
+        else []
     )
 
     logging.getLogger("celedger").setLevel(settings.log_level)
@@ -146,7 +140,7 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         ),
         on_shutdown=[_shutdown],
         # Metrics first, so that their latency includes what the rate limiter answers.
-        middleware=[metrics_middleware, rate_limit.middleware],
+        middleware=[metrics_middleware, *limited],
         before_send=[_security_headers],
         after_response=_after_write,
         state=State({"ctx": ctx}),

@@ -402,16 +402,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    """Publish the checkpoint, tiles and entry bundles into a directory (once or every N s)."""
+    """Publish the checkpoint, tiles and entry bundles into a directory or S3 (once or every N s)."""
     import signal
     import threading
 
     from sqlalchemy.exc import SQLAlchemyError
 
     from api.context import Context
-    from api.publish import PublishError, publish
+    from api.publish import PublishError, PublishUsageError, TargetError, open_target, publish
 
     s = _settings(args)
+    try:
+        target = open_target(args.to, s)
+    except PublishUsageError as exc:
+        print(f"publish: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     ctx = Context.from_settings(s)
     stop = threading.Event()
     if args.every:
@@ -421,12 +426,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                r = publish(ctx, Path(args.to))
+                r = publish(ctx, target)
             except PublishError as exc:
                 print(f"publish refused: {exc}", file=sys.stderr)
                 return EXIT_FAIL
             except SQLAlchemyError as exc:
                 print(f"publish: database error: {type(exc).__name__}", file=sys.stderr)
+                if not args.every:
+                    return EXIT_IO
+            except (TargetError, OSError) as exc:
+                # An unreachable bucket is retried on the next pass, like the database.
+                print(f"publish: cannot write {target.name}: {exc}", file=sys.stderr)
                 if not args.every:
                     return EXIT_IO
             else:
@@ -734,12 +744,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_restore)
     sp = sub.add_parser(
         "publish",
-        help="write the checkpoint, tiles and entry bundles (c2sp tlog-tiles) into a directory",
+        help="write the checkpoint, tiles and entry bundles (c2sp tlog-tiles) into a directory "
+        "or S3",
         description="Incremental: only new tiles are written; the checkpoint last. Serve the "
-        "directory statically or sync it to object storage for a CDN. Exit codes: 0 done, 1 "
-        "refused (the database does not extend what was published), 3 database error.",
+        "directory statically, or publish straight to S3-compatible object storage for a CDN "
+        "(CELEDGER_S3_ENDPOINT_URL, CELEDGER_S3_REGION; credentials from the AWS_* variables). "
+        "Exit codes: 0 done, 1 refused (the database does not extend what was published), 2 "
+        "usage (a malformed s3:// URL, boto3 missing), 3 database or target unreachable.",
     )
-    sp.add_argument("--to", required=True, help="output directory (the log's URL prefix)")
+    sp.add_argument(
+        "--to",
+        required=True,
+        help="output directory or s3://BUCKET[/PREFIX] (the log's URL prefix)",
+    )
     sp.add_argument(
         "--every", type=float, default=0, help="repeat every N seconds (default: run once)"
     )

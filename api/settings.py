@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     pdf_signer_password: SecretStr | None = None
     verify_rate_per_minute: int = Field(
         default=600,
-        ge=1,
-        description="requests per minute one client may make to the public verification routes",
+        ge=0,
+        description="requests per minute one client may make to the public verification routes "
+        "(0: no limit in the service, when the front proxy limits per client)",
     )
     verify_report_cache: int = Field(
         default=10_000,
@@ -122,6 +123,16 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line (api.ops.JsonFormatter)"
+    )
+    # `celedger publish --to s3://…` (api/publish.py).  Credentials are not settings: boto3 reads
+    # the standard AWS_* variables (or ~/.aws, an instance role) itself.
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint for publishing (MinIO, Ceph …); default: AWS",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+    )
+    s3_region: str | None = Field(
+        default=None, description="region for publishing to S3; default: boto3's (AWS_REGION …)"
     )
 
     @model_validator(mode="after")

@@ -32,7 +32,7 @@ def _serve(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     ("env", "named"),
     [
         ({"CELEDGER_ORIGIN": "not an origin!"}, "CELEDGER_ORIGIN"),
-        ({"CELEDGER_VERIFY_RATE_PER_MINUTE": "0"}, "CELEDGER_VERIFY_RATE_PER_MINUTE"),
+        ({"CELEDGER_VERIFY_RATE_PER_MINUTE": "-1"}, "CELEDGER_VERIFY_RATE_PER_MINUTE"),
         ({"CELEDGER_MAX_BATCH_ROWS": "many"}, "CELEDGER_MAX_BATCH_ROWS"),
         ({"CELEDGER_PUBLIC_URL": "ftp://x"}, "CELEDGER_PUBLIC_URL"),
         ({"CELEDGER_LOG_FORMAT": "xml"}, "CELEDGER_LOG_FORMAT"),

@@ -197,6 +197,13 @@ def test_security_headers_caching_and_rate_limit(settings: Any, ctx: Any) -> Non
         # Other routes are not limited by the verification budget.
         assert client.get("/healthz").status_code == 200
         assert client.get("/log/checkpoint").status_code in (200, 404)
+    # 0 leaves limiting to the front proxy: the service itself never answers 429.
+    unlimited = settings.model_copy(update={"verify_rate_per_minute": 0})
+    with TestClient(app=create_app(unlimited, context=ctx)) as client:
+        codes = [client.get("/api/v1/verify/HELLO").status_code for _ in range(8)]
+        assert set(codes) == {200} and "x-ratelimit-limit" not in {
+            k.lower() for k in client.get("/api/v1/verify/HELLO").headers
+        }
 
 
 def test_reports_are_kept_until_the_next_append_and_forgeries_never(client: Any, ctx: Any) -> None:

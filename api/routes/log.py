@@ -59,7 +59,8 @@ class LogController(Controller):
     path = "/"
     tags = ["log"]  # noqa: RUF012 - Litestar declares this as a plain attribute
 
-    @get("/log/checkpoint", media_type="text/plain; charset=utf-8", sync_to_thread=True)
+    # Litestar appends "; charset=utf-8" to a text/* type itself (naming it here doubled it).
+    @get("/log/checkpoint", media_type="text/plain", sync_to_thread=True)
     def checkpoint(self, ctx: NamedDependency[Context]) -> Response[str]:
         """The latest signed checkpoint (c2sp.org/tlog-checkpoint)."""
         with ctx.db.reader() as s:
