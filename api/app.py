@@ -13,6 +13,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Message, Scope
 
+from api.apidoc import complete_openapi
+from api.bodies import JsonBodyRequest
 from api.context import Context
 from api.ops import metrics, metrics_middleware, readyz
 from api.problems import EXCEPTION_HANDLERS
@@ -132,6 +134,8 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         request_max_body_size=settings.max_batch_bytes,
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        # Unreadable JSON bodies (not UTF-8, too deep, a NUL) are 400s, never 500s.
+        request_class=JsonBodyRequest,
         openapi_config=OpenAPIConfig(
             title="CE Ledger",
             version="1",
@@ -149,4 +153,6 @@ def create_app(settings: Settings, context: Context | None = None) -> Litestar:
         # Litestar's default would replace the root handler in every worker.
         logging_config=None,
     )
+    # The document states every answer and body Litestar cannot infer (tests/test_fuzz_openapi.py).
+    complete_openapi(app, _is_public_verification)
     return app

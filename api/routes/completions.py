@@ -318,7 +318,7 @@ class CompletionController(Controller):
         name = f"execution-summary-base{base}-{year}"
         if fmt == "csv":
             return Response(
-                to_csv(summary).encode("utf-8-sig"),
+                to_csv(summary).encode("utf-8"),  # to_csv writes the BOM itself: once
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
             )

@@ -272,6 +272,31 @@ def _xlsx_cell(value: Any) -> Cell:
     return str(value)
 
 
+#: What a workbook may inflate to: room for styles, themes and shared strings, plus a generous
+#: 8 KiB of XML per row (a template row is about 1 KiB).  A workbook promising more is refused
+#: before anything is inflated: a few hundred kilobytes of zip can otherwise expand to
+#: gigabytes (tests/test_bad_inputs.py sends one).  zipfile never inflates a member beyond the
+#: size its directory declares, so the declared sizes are a bound, not a hint.
+_XLSX_BASE_BYTES: Final = 8 * 1024 * 1024
+_XLSX_BYTES_PER_ROW: Final = 8 * 1024
+
+
+def _check_inflated_size(data: bytes, max_rows: int) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip at all: load_workbook says so below
+    limit = _XLSX_BASE_BYTES + max_rows * _XLSX_BYTES_PER_ROW
+    if inflated > limit:
+        raise IntakeError(
+            "batch.too-large",
+            f"XLSX文件解压后为 {inflated} 字节，超过上限 {limit} 字节 / the workbook inflates "
+            f"to {inflated} bytes uncompressed; expected at most {limit} for {max_rows} rows",
+            status=413,
+        )
+
+
 def parse_xlsx(data: bytes, *, max_rows: int) -> RawBatch:
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise IntakeError(
@@ -280,6 +305,7 @@ def parse_xlsx(data: bytes, *, max_rows: int) -> RawBatch:
             ".xlsx",
             status=415,
         )
+    _check_inflated_size(data, max_rows)
     from openpyxl import load_workbook  # deferred: a JSON-only service never pays for it
 
     try:

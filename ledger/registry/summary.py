@@ -272,17 +272,28 @@ def class_cells(c: ClassLine) -> list[str]:
     ]
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_FIRST: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    # A base names itself and its classes: "=HYPERLINK(…)" is its data, stored as given, but
+    # must never run when the summary is opened in Excel.  A leading apostrophe makes it text.
+    return "'" + cell if cell.startswith(_FORMULA_FIRST) else cell
+
+
 def to_csv(summary: ExecutionSummary) -> str:
     """The summary as CSV: the key figures (two columns), a blank line, then one row per class.
 
     Starts with a UTF-8 byte-order mark so that spreadsheet programs read the Chinese text.
+    Every cell that would start a formula is prefixed with ``'`` (:func:`_inert`).
     """
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["item 项目", "value 数值"])
-    writer.writerows(key_figures(summary))
+    writer.writerows([_inert(k), _inert(v)] for k, v in key_figures(summary))
     writer.writerow([])
     writer.writerow(CLASS_HEADER)
-    writer.writerows(class_cells(c) for c in summary.classes)
+    writer.writerows([_inert(x) for x in class_cells(c)] for c in summary.classes)
     return out.getvalue()
