@@ -11,32 +11,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from ledger.completions.models import IssuedDocument
-from tests.test_accounts_support import CITY, Clock, clock, holder, seeded, settings
+from tests.test_accounts_support import CITY, Clock, clock, history, holder, seeded, settings
 
 __all__ = ["clock", "settings"]  # fixtures, imported for pytest
 
 
-def _history(client: Any, keys: dict[str, dict[str, str]], p1: list[str]) -> tuple[str, str]:
-    """Correct person 1's materials record (24 → 20 学时) and revoke their forum record."""
-    materials, _, forum = p1
-    fix = client.post(
-        f"/api/v1/completions/{materials}/corrections",
-        json={"reason": "学时登记有误", "changes": {"hours": "20"}},
-        headers=keys["base:1"],
-    )
-    assert fix.status_code == 201, fix.text
-    revoked = client.post(
-        f"/api/v1/completions/{forum}/revocation",
-        json={"reason_code": "fraud", "reason": "查实未参会"},
-        headers=keys[CITY],
-    )
-    assert revoked.status_code in (200, 201), revoked.text
-    return str(fix.json()["record"]), forum
-
-
 def test_my_records_with_history_and_compliance(client: Any, ctx: Any, clock: Clock) -> None:
     keys, ids = seeded(client, ctx)
-    corrected, revoked = _history(client, keys, ids["p1"])
+    corrected, revoked = history(client, keys, ids["p1"])
     auth = holder(client, keys, 1)
     r = client.get("/api/v1/me/records", headers=auth)
     assert r.status_code == 200, r.text
@@ -101,7 +83,7 @@ def test_nobody_sees_another_persons_records(client: Any, ctx: Any, clock: Clock
 
 def test_downloads_certificate_and_transcript(client: Any, ctx: Any, clock: Clock) -> None:
     keys, ids = seeded(client, ctx)
-    _, revoked = _history(client, keys, ids["p1"])
+    _, revoked = history(client, keys, ids["p1"])
     auth = holder(client, keys, 1)
     ethics = ids["p1"][1]
     r = client.post(f"/api/v1/me/records/{ethics}/certificate?format=json", headers=auth)

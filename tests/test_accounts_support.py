@@ -106,6 +106,25 @@ def seeded(client: Any, ctx: Any) -> tuple[dict[str, dict[str, str]], dict[str, 
     return keys, {"p1": ids[:3], "p2": ids[3:]}
 
 
+def history(client: Any, keys: dict[str, dict[str, str]], p1: list[str]) -> tuple[str, str]:
+    """Correct person 1's materials record (24 → 20 学时) and revoke their forum record; answers
+    the correction's record id and the revoked one's."""
+    materials, _, forum = p1
+    fix = client.post(
+        f"/api/v1/completions/{materials}/corrections",
+        json={"reason": "学时登记有误", "changes": {"hours": "20"}},
+        headers=keys["base:1"],
+    )
+    assert fix.status_code == 201, fix.text
+    revoked = client.post(
+        f"/api/v1/completions/{forum}/revocation",
+        json={"reason_code": "fraud", "reason": "查实未参会"},
+        headers=keys[CITY],
+    )
+    assert revoked.status_code in (200, 201), revoked.text
+    return str(fix.json()["record"]), forum
+
+
 def issue_code(client: Any, keys: dict[str, dict[str, str]], principal: str, n: int) -> str:
     r = client.post(
         "/api/v1/activation-codes", json={"id_number": id_number(n)}, headers=keys[principal]

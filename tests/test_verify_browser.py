@@ -12,87 +12,24 @@ tmp dir for a person to look at.  Needs the Debian packages ``chromium``, ``popp
 from __future__ import annotations
 
 import html
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_FLAGS, free_port, require, serve, stop
 from tests.completions_support import BATCHES, batch, id_number, record, world
 from verification.report import VERDICTS
 
-CHROMIUM = "/usr/bin/chromium"
 CITY = "authority:CN-SC-PZH"
-ROOT = Path(__file__).resolve().parent.parent
 #: What a mid-size phone shows (CSS pixels), portrait.
 PHONE = "412,915"
 _VERDICT_DIV = re.compile(
     r'<div class="verdict [^"]*" id="verdict" data-verdict="([^"]+)">(.*?)</div>', re.S
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _require(path: str, package: str) -> None:
-    if not Path(path).exists():
-        pytest.fail(
-            f"{path} is missing: expected the Debian package {package} "
-            f"(apt-get install -y {package})",
-            pytrace=False,
-        )
-
-
-def _serve(settings: Any, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELEDGER_")}
-    env.update(
-        CELEDGER_DATA_DIR=str(settings.data_dir),
-        CELEDGER_DATABASE_URL=settings.database_url,
-        CELEDGER_ORIGIN=settings.origin,
-        # The QR's URL must lead back to this very server.
-        CELEDGER_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        CELEDGER_LOG_LEVEL="WARNING",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited at start with code {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    raise AssertionError("the server did not answer /healthz within 30 s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def _qr_of_pdf(pdf: bytes, where: Path) -> str:
@@ -120,15 +57,8 @@ def _chromium(url: str, *extra: str) -> str:
         out = subprocess.run(
             [
                 CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
+                *CHROMIUM_FLAGS,
                 "--disable-quic",
-                "--no-first-run",
-                "--no-proxy-server",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 f"--user-data-dir={profile}",
                 *extra,
                 url,
@@ -158,12 +88,12 @@ def _open(url: str, shot: Path) -> tuple[str, str, str]:
 def test_qr_of_a_certificate_opens_the_verdict_in_a_browser(
     settings: Any, ctx: Any, tmp_path: Path
 ) -> None:
-    _require(CHROMIUM, "chromium")
-    _require("/usr/bin/pdftoppm", "poppler-utils")
-    _require("/usr/bin/zbarimg", "zbar-tools")
+    require(CHROMIUM, "chromium")
+    require("/usr/bin/pdftoppm", "poppler-utils")
+    require("/usr/bin/zbarimg", "zbar-tools")
     keys = world(ctx)
-    port = _free_port()
-    server = _serve(settings, port)
+    port = free_port()
+    server = serve(settings, port)
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=120) as http:
@@ -197,4 +127,4 @@ def test_qr_of_a_certificate_opens_the_verdict_in_a_browser(
             assert headline == VERDICTS["revoked"][0] and "有效" not in headline
             assert 'class="verdict bad"' in dom
     finally:
-        _stop(server)
+        stop(server)

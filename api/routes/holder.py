@@ -63,6 +63,7 @@ __all__ = [
     "HolderController",
     "ShareController",
     "account_rules",
+    "erase_account",
     "provide_holder",
 ]
 
@@ -102,6 +103,24 @@ def _client(request: Request[Any, Any, Any]) -> str:
     # The direct peer: a forwarded-for header is the client's to forge.  Behind a proxy the
     # server is run with the proxy's trusted-forwarding option, which rewrites the peer.
     return request.client.host if request.client is not None else "unknown"
+
+
+def erase_account(
+    ctx: Context, holder: accounts.Holder, password: str, client: str, now: datetime
+) -> accounts.ErasureReceipt:
+    """The services' erasure with this server's password hashing and account rules: the JSON
+    API's and the /me pages' (`api.routes.holder_web`)."""
+    return accounts.erase(
+        ctx.db,
+        ctx.log,
+        ctx.vault,
+        _passwords(ctx.settings),
+        account_rules(ctx.settings),
+        holder,
+        password,
+        client,
+        now=now,
+    )
 
 
 def _stamp(at: datetime) -> str:
@@ -676,17 +695,7 @@ class HolderController(Controller):
         ledger, unlinkable to anyone; old certificates verify with "the holder's personal data
         was erased".  Needs your password again; cannot be undone."""
         receipt = _guard(
-            lambda: accounts.erase(
-                ctx.db,
-                ctx.log,
-                ctx.vault,
-                _passwords(ctx.settings),
-                account_rules(ctx.settings),
-                holder,
-                data.password,
-                _client(request),
-                now=_now(request),
-            )
+            lambda: erase_account(ctx, holder, data.password, _client(request), _now(request))
         )
         return receipt.to_json()
 

@@ -65,10 +65,11 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Redirect
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
 from api.context import Context
 from api.problems import STATUS_FOR, handle_unexpected
-from api.routes.holder import _client, _now, _passwords, _share_url, account_rules
+from api.routes.holder import _client, _now, _passwords, _share_url, account_rules, erase_account
 from api.routes.verify import _CSS
 from ledger.accounts import records as holder_records
 from ledger.accounts import services as accounts
@@ -423,10 +424,8 @@ def _render(
     *,
     title: str,
     here: str | None,
-    status: int = 200,
-    error: str | None = None,
+    bad: _Bad | None = None,
     notice: str | None = None,
-    headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> Response[str]:
     lang = _lang(request)
@@ -439,7 +438,7 @@ def _render(
         title=t[title],
         href=_href(lang),
         switch=_href(other)(here) if here is not None else f"?lang={other}",
-        error=error,
+        error=bad.message if bad is not None else None,
         notice=notice,
         signed_in=context.pop("signed_in", False),
         csrf=context.pop("csrf", ""),
@@ -447,9 +446,9 @@ def _render(
     )
     return Response(
         body,
-        status_code=status,
+        status_code=bad.status if bad is not None else 200,
         media_type=MediaType.HTML,
-        headers={**_NO_STORE, **(headers or {})},
+        headers={**_NO_STORE, **(bad.headers if bad is not None else {})},
     )
 
 
@@ -541,10 +540,16 @@ def _pre_session_csrf(ctx: Context, request: Request[Any, Any, Any]) -> tuple[st
     return _mac(ctx, b"form", cookie.encode()), fresh
 
 
-def _check_pre_session(ctx: Context, request: Request[Any, Any, Any], form: Any) -> None:
+async def _pre_session_form(
+    request: Request[Any, Any, Any], ctx: Context
+) -> tuple[Any, Mapping[str, Any]]:
+    """A form posted before sign-in, its token checked first (`_Forged` otherwise), and the
+    words of the page's language."""
+    form = await _read_form(request)
     cookie = request.cookies.get(FORM_COOKIE)
     expected = None if not cookie or len(cookie) > 64 else _mac(ctx, b"form", cookie.encode())
     _check_token(expected, form)
+    return form, _TEXT[_lang(request)]
 
 
 def _live_session(ctx: Context, request: Request[Any, Any, Any]) -> bool:
@@ -560,11 +565,17 @@ def _live_session(ctx: Context, request: Request[Any, Any, Any]) -> bool:
 
 
 class _Bad(Exception):
-    """A field the form names back to the person (400 with the form again)."""
+    """What a page says went wrong: a field the form names back to the person (400 with the
+    form again), or a service's refusal with the JSON API's status (and headers: a lock-out's
+    ``Retry-After``)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, status: int = 400, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
+        self.headers = dict(headers or {})
 
 
 async def _read_form(request: Request[Any, Any, Any]) -> Any:
@@ -586,6 +597,22 @@ def _text(
     if _CONTROL.search(value):
         raise _Bad(t["err_control"].format(field=label))
     return value
+
+
+def _id_field(form: Any, t: Mapping[str, Any]) -> str:
+    """The ID number typed into a form, checked (its message never repeats the number)."""
+    try:
+        return validate_id_number(_text(form, "id_number", _label(t, "id_number"), t, 40))
+    except IdentityError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _format(form: Any, t: Mapping[str, Any]) -> str:
+    """A download's format: the PDF (the default) or the credential JSON."""
+    fmt = _text(form, "format", "format", t, 8, required=False) or "pdf"
+    if fmt not in ("pdf", "json"):
+        raise _Bad(t["err_choice"].format(field="format"))
+    return fmt
 
 
 def _number(
@@ -634,13 +661,36 @@ def _status_of(exc: LedgerError) -> int:
     return 422
 
 
-def _locked(t: Mapping[str, Any], exc: Throttled) -> tuple[str, dict[str, str]]:
-    minutes = max(1, (exc.retry_after + 59) // 60)
-    return t["err_locked"].format(minutes=minutes), {"Retry-After": str(exc.retry_after)}
-
-
 async def _run(work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work)
+
+
+_Errors = type[LedgerError] | tuple[type[LedgerError], ...]
+
+
+async def _attempt(
+    work: Callable[[], T],
+    t: Mapping[str, Any],
+    refuse: _Errors = LedgerError,
+    *,
+    spare: _Errors = (),
+) -> T:
+    """Run a service off the event loop; its ``refuse`` errors (but not the ``spare`` ones) come
+    back as `_Bad` for the form: a lock-out says when to try again (429 with ``Retry-After``),
+    any other error what the service says, with the JSON API's status."""
+    try:
+        return await _run(work)
+    except spare:
+        raise
+    except refuse as exc:
+        if isinstance(exc, Throttled):
+            minutes = max(1, (exc.retry_after + 59) // 60)
+            raise _Bad(
+                t["err_locked"].format(minutes=minutes),
+                429,
+                {"Retry-After": str(exc.retry_after)},
+            ) from None
+        raise _Bad(str(exc), _status_of(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,8 +831,7 @@ def _error_page(request: Request[Any, Any, Any], status: int, message: str) -> R
         "error",
         title="error_title",
         here=here,
-        status=status,
-        error=message,
+        bad=_Bad(message, status),
         back=back,
     )
 
@@ -820,6 +869,86 @@ def _check_handle(value: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# A signed-in person's request
+
+
+@dataclass(frozen=True)
+class _Me:
+    """What every page of a signed-in person works with: the request, the context and the
+    professional of the session cookie."""
+
+    request: Request[Any, Any, Any]
+    ctx: Context
+    holder: accounts.Holder
+
+    @property
+    def t(self) -> Mapping[str, Any]:
+        return _TEXT[_lang(self.request)]
+
+    async def form(self) -> Any:
+        """The posted form, its token (this session's) checked first: `_Forged` otherwise."""
+        form = await _read_form(self.request)
+        _check_token(_session_csrf(self.ctx, self.holder), form)
+        return form
+
+    def page(
+        self, template: str, here: str, bad: _Bad | None = None, **context: Any
+    ) -> Response[str]:
+        """One of the signed-in pages; its forms carry this session's token."""
+        return _render(
+            self.request,
+            template,
+            title=f"{template}_title",
+            here=here,
+            bad=bad,
+            signed_in=True,
+            csrf=_session_csrf(self.ctx, self.holder),
+            **context,
+        )
+
+    def writing(self, work: Callable[[Session], T]) -> Callable[[], T]:
+        """``work`` in one write transaction, to run off the event loop (`_run`, `_attempt`)."""
+
+        def run() -> T:
+            with self.ctx.db.writer() as s:
+                return work(s)
+
+        return run
+
+
+def _provide_me(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[Context],
+    holder: NamedDependency[accounts.Holder],
+) -> _Me:
+    return _Me(request, ctx, holder)
+
+
+def _share_spec(form: Any, t: Mapping[str, Any]) -> holder_shares.ShareSpec:
+    """The link the share form asks for."""
+    scope = _text(form, "scope", t["scope"], t, 20)
+    if scope not in SHARE_SCOPES:
+        raise _Bad(t["err_choice"].format(field=t["scope"]))
+    days = _number(form, "days", _label(t, "days"), t, 7, 180, required=True) or 0
+    label = _text(form, "label", _label(t, "label"), t, 100, required=False) or None
+    if scope == "record":
+        record = _text(form, "record", _label(t, "share_record"), t, 64)
+        return holder_shares.ShareSpec(scope="record", days=days, record=record, label=label)
+    if scope == "year":
+        year = _number(form, "year", _label(t, "share_year"), t, 2000, 2100, required=True)
+        return holder_shares.ShareSpec(scope="year", days=days, year=year, label=label)
+    if scope == "title-check":
+        count = _number(form, "years", _label(t, "share_years"), t, 1, 10, required=True)
+        through = _number(
+            form, "through", _label(t, "share_through"), t, 2000, 2100, required=False
+        )
+        return holder_shares.ShareSpec(
+            scope="title-check", days=days, years=count, through=through, label=label
+        )
+    return holder_shares.ShareSpec(scope="transcript", days=days, label=label)
+
+
+# --------------------------------------------------------------------------------------------
 # The controller
 
 
@@ -829,7 +958,10 @@ class HolderPagesController(Controller):
     path = "/me"
     include_in_schema = False
     request_max_body_size = _MAX_FORM_BYTES
-    dependencies = {"holder": Provide(provide_web_holder, sync_to_thread=True)}  # noqa: RUF012 - Litestar reads it off the class
+    dependencies = {  # noqa: RUF012 - Litestar reads it off the class
+        "holder": Provide(provide_web_holder, sync_to_thread=True),
+        "me": Provide(_provide_me, sync_to_thread=False),
+    }
     exception_handlers = {  # noqa: RUF012 - Litestar reads it off the class
         _SignInFirst: _on_sign_in_first,
         _Forged: _on_forged,
@@ -844,22 +976,17 @@ class HolderPagesController(Controller):
         request: Request[Any, Any, Any],
         ctx: Context,
         template: str,
-        title: str,
+        bad: _Bad | None = None,
         *,
-        status: int = 200,
-        error: str | None = None,
-        headers: Mapping[str, str] | None = None,
         notice: str | None = None,
     ) -> Response[str]:
         token, fresh = _pre_session_csrf(ctx, request)
         response = _render(
             request,
             template,
-            title=title,
+            title=f"{template}_title",
             here=f"/me/{template.replace('_', '-')}",
-            status=status,
-            error=error,
-            headers=headers,
+            bad=bad,
             csrf=token,
             notice=notice,
         )
@@ -885,32 +1012,21 @@ class HolderPagesController(Controller):
             return _redirect(request, "/me")
         t = _TEXT[_lang(request)]
         notice = t["expired_session"] if request.query_params.get("expired") else None
-        return self._pre_form(request, ctx, "sign_in", "sign_in_title", notice=notice)
+        return self._pre_form(request, ctx, "sign_in", notice=notice)
 
     @post("/sign-in", include_in_schema=False, media_type=MediaType.HTML, status_code=200)
     async def sign_in(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]
     ) -> Response[Any]:
         """ID number and password: the session cookie, then the records page."""
-        form = await _read_form(request)
-        _check_pre_session(ctx, request, form)
-        t = _TEXT[_lang(request)]
+        form, t = await _pre_session_form(request, ctx)
         try:
-            id_number = validate_id_number(_text(form, "id_number", _label(t, "id_number"), t, 40))
+            id_number = _id_field(form, t)
             password = _text(form, "password", t["password"], t, 256)
-        except IdentityError as exc:
-            return self._pre_form(
-                request, ctx, "sign_in", "sign_in_title", status=400, error=str(exc)
-            )
-        except _Bad as exc:
-            return self._pre_form(
-                request, ctx, "sign_in", "sign_in_title", status=400, error=exc.message
-            )
-        rules = account_rules(ctx.settings)
-        provider = PasswordProvider(ctx.vault, _passwords(ctx.settings), rules)
-        now, client = _now(request), _client(request)
-        try:
-            issued = await _run(
+            rules = account_rules(ctx.settings)
+            provider = PasswordProvider(ctx.vault, _passwords(ctx.settings), rules)
+            now, client = _now(request), _client(request)
+            issued = await _attempt(
                 lambda: sign_in(
                     ctx.db,
                     provider,
@@ -918,18 +1034,15 @@ class HolderPagesController(Controller):
                     {"id_number": id_number, "password": password},
                     client,
                     now=now,
-                )
-            )
-        except Throttled as exc:
-            message, headers = _locked(t, exc)
-            return self._pre_form(
-                request, ctx, "sign_in", "sign_in_title", status=429, error=message, headers=headers
+                ),
+                t,
+                Throttled,
             )
         except AuthenticationFailed:
             # One answer for an unknown ID number and a wrong password (the service's too).
-            return self._pre_form(
-                request, ctx, "sign_in", "sign_in_title", status=401, error=t["err_signin"]
-            )
+            return self._pre_form(request, ctx, "sign_in", _Bad(t["err_signin"], 401))
+        except _Bad as exc:
+            return self._pre_form(request, ctx, "sign_in", exc)
         return self._signed_in(request, issued)
 
     @get("/activate", include_in_schema=False, media_type=MediaType.HTML)
@@ -937,44 +1050,25 @@ class HolderPagesController(Controller):
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]
     ) -> Response[str]:
         """First sign-in (or a password reset) with an activation code."""
-        return self._pre_form(request, ctx, "activate", "activate_title")
+        return self._pre_form(request, ctx, "activate")
 
     @post("/activate", include_in_schema=False, media_type=MediaType.HTML, status_code=200)
     async def activate(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]
     ) -> Response[Any]:
         """Activation code + a new password (twice): the account, a session, the records page."""
-        form = await _read_form(request)
-        _check_pre_session(ctx, request, form)
-        t = _TEXT[_lang(request)]
-
-        def again(
-            status: int, error: str, headers: Mapping[str, str] | None = None
-        ) -> Response[str]:
-            return self._pre_form(
-                request,
-                ctx,
-                "activate",
-                "activate_title",
-                status=status,
-                error=error,
-                headers=headers,
-            )
-
+        form, t = await _pre_session_form(request, ctx)
         try:
-            id_number = validate_id_number(_text(form, "id_number", _label(t, "id_number"), t, 40))
+            id_number = _id_field(form, t)
             code = _text(form, "code", _label(t, "code"), t, 40)
             password = _text(form, "password", _label(t, "new_password"), t, 256)
             repeat = _text(form, "password2", _label(t, "new_password2"), t, 256)
-        except IdentityError as exc:
-            return again(400, str(exc))
-        except _Bad as exc:
-            return again(400, exc.message)
-        if not hmac.compare_digest(password.encode(), repeat.encode()):
-            return again(400, t["err_mismatch"])
-        now, client = _now(request), _client(request)
-        try:
-            issued = await _run(
+            if not hmac.compare_digest(password.encode(), repeat.encode()):
+                raise _Bad(t["err_mismatch"])
+            now, client = _now(request), _client(request)
+            # Wrong code and unknown ID number: the service's one message; a spent code, a
+            # malformed code or a weak password: what it says.
+            issued = await _attempt(
                 lambda: accounts.activate(
                     ctx.db,
                     ctx.vault,
@@ -985,94 +1079,51 @@ class HolderPagesController(Controller):
                     password,
                     client,
                     now=now,
-                )
+                ),
+                t,
             )
-        except Throttled as exc:
-            message, headers = _locked(t, exc)
-            return again(429, message, headers)
-        except LedgerError as exc:
-            # Wrong code and unknown ID number: the service's one message; a spent code, a
-            # malformed code or a weak password: what it says.
-            return again(_status_of(exc), str(exc))
+        except _Bad as exc:
+            return self._pre_form(request, ctx, "activate", exc)
         return self._signed_in(request, issued)
 
     # -- the session ----------------------------------------------------------------------------
 
     @post("/sign-out", include_in_schema=False, media_type=MediaType.HTML, status_code=303)
-    async def sign_out(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[Any]:
+    async def sign_out(self, me: NamedDependency[_Me]) -> Response[Any]:
         """End this session; the cookie goes too."""
-        _check_token(_session_csrf(ctx, holder), await _read_form(request))
-
-        def work() -> None:
-            with ctx.db.writer() as s:
-                accounts.sign_out(s, holder)
-
-        await _run(work)
-        response = _redirect(request, "/me/sign-in")
-        _clear_cookie(response, SESSION_COOKIE)
-        return response
+        return await self._end_sessions(me, accounts.sign_out)
 
     @post(
         "/sign-out-everywhere", include_in_schema=False, media_type=MediaType.HTML, status_code=303
     )
-    async def sign_out_everywhere(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[Any]:
+    async def sign_out_everywhere(self, me: NamedDependency[_Me]) -> Response[Any]:
         """End every session of the account (other phones and computers too)."""
-        _check_token(_session_csrf(ctx, holder), await _read_form(request))
+        return await self._end_sessions(me, accounts.sign_out_everywhere)
 
-        def work() -> None:
-            with ctx.db.writer() as s:
-                accounts.sign_out_everywhere(s, holder)
-
-        await _run(work)
-        response = _redirect(request, "/me/sign-in")
+    async def _end_sessions(
+        self, me: _Me, end: Callable[[Session, accounts.Holder], object]
+    ) -> Response[Any]:
+        await me.form()
+        await _run(me.writing(lambda s: end(s, me.holder)))
+        response = _redirect(me.request, "/me/sign-in")
         _clear_cookie(response, SESSION_COOKIE)
         return response
 
     # -- records and downloads ------------------------------------------------------------------
 
     @get("", include_in_schema=False, media_type=MediaType.HTML)
-    async def records(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[str]:
+    async def records(self, me: NamedDependency[_Me]) -> Response[str]:
         """My records: totals per year (or cycle) against the policy, every record with its
         status and history, downloads."""
-        mine = await _run(lambda: _mine(ctx, holder))
-        lang = _lang(request)
-        return self._records_page(request, ctx, holder, mine, lang)
+        return await self._records_page(me)
 
-    def _records_page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        mine: _Mine,
-        lang: str,
-        *,
-        status: int = 200,
-        error: str | None = None,
-    ) -> Response[str]:
-        return _render(
-            request,
+    async def _records_page(self, me: _Me, bad: _Bad | None = None) -> Response[str]:
+        mine = await _run(lambda: _mine(me.ctx, me.holder))
+        lang = _lang(me.request)
+        return me.page(
             "records",
-            title="records_title",
-            here="/me",
-            status=status,
-            error=error,
-            signed_in=True,
-            csrf=_session_csrf(ctx, holder),
+            "/me",
+            bad,
             name=mine.name,
             id_masked=mine.id_masked,
             compliance=[_compliance_view(c, lang) for c in mine.compliance],
@@ -1080,116 +1131,82 @@ class HolderPagesController(Controller):
             years=sorted({r["year"] for r in mine.records}),
         )
 
-    async def _download_error(
+    async def _deliver(
         self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        status: int,
-        message: str,
-    ) -> Response[str]:
-        mine = await _run(lambda: _mine(ctx, holder))
-        return self._records_page(
-            request, ctx, holder, mine, _lang(request), status=status, error=message
-        )
-
-    @post("/records/{record:str}/certificate", include_in_schema=False, status_code=200)
-    async def certificate(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-        record: FromPath[str],
+        me: _Me,
+        fmt: str,
+        name: str,
+        issue: Callable[[Session, Any], Any],
+        *,
+        spare: _Errors = (),
     ) -> Response[Any]:
-        """A completion certificate of one of my current records: the signed PDF, or the
-        credential (JSON) it embeds."""
-        form = await _read_form(request)
-        _check_token(_session_csrf(ctx, holder), form)
-        t = _TEXT[_lang(request)]
-        record = _check_handle(record)
-        try:
-            fmt = _text(form, "format", "format", t, 8, required=False) or "pdf"
-            if fmt not in ("pdf", "json"):
-                raise _Bad(t["err_choice"].format(field="format"))
-        except _Bad as exc:
-            return await self._download_error(request, ctx, holder, 400, exc.message)
+        """A document issued now (``issue`` with the issuer) as a download; a refusal shows the
+        records page with what the service says."""
 
         def work() -> Any:
+            issuer = me.ctx.issuer()
+            with me.ctx.db.writer() as s:
+                return issue(s, issuer)
+
+        try:
+            issued = await _attempt(work, me.t, spare=spare)
+        except _Bad as exc:
+            return await self._records_page(me, exc)
+        return _download(issued, fmt, name)
+
+    @post("/records/{record:str}/certificate", include_in_schema=False, status_code=200)
+    async def certificate(self, me: NamedDependency[_Me], record: FromPath[str]) -> Response[Any]:
+        """A completion certificate of one of my current records: the signed PDF, or the
+        credential (JSON) it embeds."""
+        form = await me.form()
+        record = _check_handle(record)
+        try:
+            fmt = _format(form, me.t)
+        except _Bad as exc:
+            return await self._records_page(me, exc)
+
+        def issue(s: Session, issuer: Any) -> Any:
             from certificates.issue import completion_certificate
 
-            issuer = ctx.issuer()
-            with ctx.db.writer() as s:
-                holder_records.find_chain(s, holder.person_id, record)  # 404 unless mine
-                return completion_certificate(s, issuer, "holder", record)
+            holder_records.find_chain(s, me.holder.person_id, record)  # 404 unless mine
+            return completion_certificate(s, issuer, "holder", record)
 
-        try:
-            issued = await _run(work)
-        except NotFound:
-            raise
-        except LedgerError as exc:
-            return await self._download_error(request, ctx, holder, _status_of(exc), str(exc))
-        return _download(issued, fmt, "certificate")
+        return await self._deliver(me, fmt, "certificate", issue, spare=NotFound)
 
     @post("/transcript", include_in_schema=False, status_code=200)
-    async def transcript(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[Any]:
+    async def transcript(self, me: NamedDependency[_Me]) -> Response[Any]:
         """My transcript (登记证书) for the years ticked: PDF, or the CLR credential (JSON)."""
-        form = await _read_form(request)
-        _check_token(_session_csrf(ctx, holder), form)
-        t = _TEXT[_lang(request)]
+        form, t = await me.form(), me.t
         try:
-            fmt = _text(form, "format", "format", t, 8, required=False) or "pdf"
-            if fmt not in ("pdf", "json"):
-                raise _Bad(t["err_choice"].format(field="format"))
+            fmt = _format(form, t)
             raw = form.getall("year", [])
             if not 1 <= len(raw) <= 10:
                 raise _Bad(t["err_years"])
             years = sorted({_year(v, t) for v in raw})
         except _Bad as exc:
-            return await self._download_error(request, ctx, holder, 400, exc.message)
+            return await self._records_page(me, exc)
 
-        def work() -> Any:
+        def issue(s: Session, issuer: Any) -> Any:
             from certificates.issue import transcript
 
-            issuer = ctx.issuer()
-            with ctx.db.writer() as s:
-                return transcript(s, issuer, "holder", holder.person_id, years)
+            return transcript(s, issuer, "holder", me.holder.person_id, years)
 
-        try:
-            issued = await _run(work)
-        except LedgerError as exc:
-            return await self._download_error(request, ctx, holder, _status_of(exc), str(exc))
-        return _download(issued, fmt, "transcript")
+        return await self._deliver(me, fmt, "transcript", issue)
 
     # -- share links ----------------------------------------------------------------------------
 
-    def _shares_page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        shares: list[dict[str, Any]],
-        records: list[dict[str, Any]],
-        form: Mapping[str, Any],
-        *,
-        status: int = 200,
-        error: str | None = None,
+    async def _shares_page(
+        self, me: _Me, form: Mapping[str, Any], bad: _Bad | None = None
     ) -> Response[str]:
-        this_year = local_date(_now(request)).year
+        """My links and the form for a new one, filled in with ``form``."""
+        now, lang = _now(me.request), _lang(me.request)
+        shares, records = await _run(lambda: _share_views(me.ctx, me.holder, now, lang))
+        this_year = local_date(now).year
         record_years = sorted({r["year"] for r in records}, reverse=True)
-        return _render(
-            request,
+        return me.page(
             "shares",
-            title="shares_title",
-            here="/me/shares",
-            status=status,
-            error=error,
-            signed_in=True,
-            csrf=_session_csrf(ctx, holder),
+            "/me/shares",
+            bad,
             shares=shares,
             records=[r for r in records if r["status"] == "current"],
             years=record_years or [this_year],
@@ -1207,126 +1224,50 @@ class HolderPagesController(Controller):
         )
 
     @get("/shares", include_in_schema=False, media_type=MediaType.HTML)
-    async def shares(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[str]:
+    async def shares(self, me: NamedDependency[_Me]) -> Response[str]:
         """My share links (link, QR, status, how often opened) and the form for a new one
         (``?scope=record&record=…`` fills it in)."""
-        now, lang = _now(request), _lang(request)
-        shares, records = await _run(lambda: _share_views(ctx, holder, now, lang))
         prefill = {
             k: v[:64]
             for k in ("scope", "record", "year")
-            if isinstance(v := request.query_params.get(k), str) and not _CONTROL.search(v)
+            if isinstance(v := me.request.query_params.get(k), str) and not _CONTROL.search(v)
         }
-        return self._shares_page(request, ctx, holder, shares, records, prefill)
+        return await self._shares_page(me, prefill)
 
     @post("/shares", include_in_schema=False, media_type=MediaType.HTML, status_code=303)
-    async def create_share(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[Any]:
+    async def create_share(self, me: NamedDependency[_Me]) -> Response[Any]:
         """A new share link; then its page (link, QR code)."""
-        form = await _read_form(request)
-        _check_token(_session_csrf(ctx, holder), form)
-        now, lang = _now(request), _lang(request)
-        t = _TEXT[lang]
+        form, t = await me.form(), me.t
+        now = _now(me.request)
+
+        def create(s: Session) -> str:
+            share, _ = holder_shares.create_share(
+                s, me.ctx.vault, me.holder.person_id, spec, account_rules(me.ctx.settings), now=now
+            )
+            return share.id
+
         try:
-            scope = _text(form, "scope", t["scope"], t, 20)
-            if scope not in SHARE_SCOPES:
-                raise _Bad(t["err_choice"].format(field=t["scope"]))
-            days = _number(form, "days", _label(t, "days"), t, 7, 180, required=True) or 0
-            label = _text(form, "label", _label(t, "label"), t, 100, required=False) or None
-            spec = holder_shares.ShareSpec(scope="transcript", days=days, label=label)
-            if scope == "record":
-                record = _text(form, "record", _label(t, "share_record"), t, 64)
-                spec = holder_shares.ShareSpec(
-                    scope="record", days=days, record=record, label=label
-                )
-            elif scope == "year":
-                year = _number(form, "year", _label(t, "share_year"), t, 2000, 2100, required=True)
-                spec = holder_shares.ShareSpec(scope="year", days=days, year=year, label=label)
-            elif scope == "title-check":
-                count = _number(form, "years", _label(t, "share_years"), t, 1, 10, required=True)
-                through = _number(
-                    form, "through", _label(t, "share_through"), t, 2000, 2100, required=False
-                )
-                spec = holder_shares.ShareSpec(
-                    scope="title-check", days=days, years=count, through=through, label=label
-                )
+            spec = _share_spec(form, t)
+            share_id = await _attempt(me.writing(create), t, spare=NotFound)
+        except NotFound as exc:
+            bad = _Bad(t["err_not_found"], _status_of(exc))
         except _Bad as exc:
-            return await self._shares_again(request, ctx, holder, form, 400, exc.message)
-
-        def work() -> str:
-            with ctx.db.writer() as s:
-                share, _ = holder_shares.create_share(
-                    s, ctx.vault, holder.person_id, spec, account_rules(ctx.settings), now=now
-                )
-                return share.id
-
-        try:
-            share_id = await _run(work)
-        except LedgerError as exc:
-            message = t["err_not_found"] if isinstance(exc, NotFound) else str(exc)
-            return await self._shares_again(request, ctx, holder, form, _status_of(exc), message)
-        return _redirect(request, f"/me/shares/{share_id}")
-
-    async def _shares_again(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        form: Any,
-        status: int,
-        error: str,
-    ) -> Response[str]:
-        now, lang = _now(request), _lang(request)
-        shares, records = await _run(lambda: _share_views(ctx, holder, now, lang))
+            bad = exc
+        else:
+            return _redirect(me.request, f"/me/shares/{share_id}")
         kept = {k: v for k, v in form.items() if isinstance(v, str) and len(v) <= 100}
-        return self._shares_page(
-            request, ctx, holder, shares, records, kept, status=status, error=error
-        )
+        return await self._shares_page(me, kept, bad)
 
-    async def _share_page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        share: str,
-        *,
-        status: int = 200,
-        error: str | None = None,
-    ) -> Response[str]:
-        now, lang = _now(request), _lang(request)
-        (view,), _ = await _run(lambda: _share_views(ctx, holder, now, lang, only=share))
-        return _render(
-            request,
-            "share",
-            title="share_title",
-            here=f"/me/shares/{view['id']}",
-            status=status,
-            error=error,
-            signed_in=True,
-            csrf=_session_csrf(ctx, holder),
-            share=view,
-        )
+    async def _share_page(self, me: _Me, share: str, bad: _Bad | None = None) -> Response[str]:
+        now, lang = _now(me.request), _lang(me.request)
+        (view,), _ = await _run(lambda: _share_views(me.ctx, me.holder, now, lang, only=share))
+        return me.page("share", f"/me/shares/{view['id']}", bad, share=view)
 
     @get("/shares/{share:str}", include_in_schema=False, media_type=MediaType.HTML)
-    async def share(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-        share: FromPath[str],
-    ) -> Response[str]:
+    async def share(self, me: NamedDependency[_Me], share: FromPath[str]) -> Response[str]:
         """One link of mine: link and QR, extend, close, and who opened it when (page or API,
         what it answered, a short network code — never an address)."""
-        return await self._share_page(request, ctx, holder, _check_handle(share))
+        return await self._share_page(me, _check_handle(share))
 
     @post(
         "/shares/{share:str}/extend",
@@ -1334,40 +1275,25 @@ class HolderPagesController(Controller):
         media_type=MediaType.HTML,
         status_code=303,
     )
-    async def extend_share(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-        share: FromPath[str],
-    ) -> Response[Any]:
+    async def extend_share(self, me: NamedDependency[_Me], share: FromPath[str]) -> Response[Any]:
         """Add 7–180 days (at most 180 from today); an expired link opens again."""
-        form = await _read_form(request)
-        _check_token(_session_csrf(ctx, holder), form)
+        form = await me.form()
         share = _check_handle(share)
-        now, t = _now(request), _TEXT[_lang(request)]
+        now, t = _now(me.request), me.t
         try:
             days = _number(form, "days", _label(t, "extend_days"), t, 7, 180, required=True) or 0
+            await _attempt(
+                me.writing(
+                    lambda s: holder_shares.extend_share(
+                        s, me.holder.person_id, share, days, account_rules(me.ctx.settings), now=now
+                    )
+                ),
+                t,
+                spare=NotFound,
+            )
         except _Bad as exc:
-            return await self._share_page(
-                request, ctx, holder, share, status=400, error=exc.message
-            )
-
-        def work() -> None:
-            with ctx.db.writer() as s:
-                holder_shares.extend_share(
-                    s, holder.person_id, share, days, account_rules(ctx.settings), now=now
-                )
-
-        try:
-            await _run(work)
-        except NotFound:
-            raise
-        except LedgerError as exc:
-            return await self._share_page(
-                request, ctx, holder, share, status=_status_of(exc), error=str(exc)
-            )
-        return _redirect(request, f"/me/shares/{share}")
+            return await self._share_page(me, share, exc)
+        return _redirect(me.request, f"/me/shares/{share}")
 
     @post(
         "/shares/{share:str}/close",
@@ -1375,100 +1301,43 @@ class HolderPagesController(Controller):
         media_type=MediaType.HTML,
         status_code=303,
     )
-    async def close_share(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-        share: FromPath[str],
-    ) -> Response[Any]:
+    async def close_share(self, me: NamedDependency[_Me], share: FromPath[str]) -> Response[Any]:
         """Close a link for good."""
-        _check_token(_session_csrf(ctx, holder), await _read_form(request))
+        await me.form()
         share = _check_handle(share)
-        now = _now(request)
-
-        def work() -> None:
-            with ctx.db.writer() as s:
-                holder_shares.close_share(s, holder.person_id, share, now=now)
-
-        await _run(work)
-        return _redirect(request, f"/me/shares/{share}")
+        now = _now(me.request)
+        await _run(
+            me.writing(lambda s: holder_shares.close_share(s, me.holder.person_id, share, now=now))
+        )
+        return _redirect(me.request, f"/me/shares/{share}")
 
     # -- erasure --------------------------------------------------------------------------------
 
     @get("/erase", include_in_schema=False, media_type=MediaType.HTML)
-    async def erase_form(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[str]:
+    async def erase_form(self, me: NamedDependency[_Me]) -> Response[str]:
         """What erasure does, and the form (password again, a tick to confirm)."""
-        return self._erase_page(request, ctx, holder)
-
-    def _erase_page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: Context,
-        holder: accounts.Holder,
-        *,
-        status: int = 200,
-        error: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response[str]:
-        return _render(
-            request,
-            "erase",
-            title="erase_title",
-            here="/me/erase",
-            status=status,
-            error=error,
-            headers=headers,
-            signed_in=True,
-            csrf=_session_csrf(ctx, holder),
-        )
+        return me.page("erase", "/me/erase")
 
     @post("/erase", include_in_schema=False, media_type=MediaType.HTML, status_code=200)
-    async def erase(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        holder: NamedDependency[accounts.Holder],
-    ) -> Response[str]:
+    async def erase(self, me: NamedDependency[_Me]) -> Response[str]:
         """Erase my personal data (PIPL): the services' erasure, password re-entered."""
-        form = await _read_form(request)
-        _check_token(_session_csrf(ctx, holder), form)
-        t = _TEXT[_lang(request)]
+        form, t = await me.form(), me.t
         try:
             password = _text(form, "password", t["password"], t, 256)
             if form.get("confirm") != "yes":
                 raise _Bad(t["err_confirm"])
+            now, client = _now(me.request), _client(me.request)
+            receipt = await _attempt(
+                lambda: erase_account(me.ctx, me.holder, password, client, now), t, AccountError
+            )
         except _Bad as exc:
-            return self._erase_page(request, ctx, holder, status=400, error=exc.message)
-        now, client = _now(request), _client(request)
-        try:
-            receipt = await _run(
-                lambda: accounts.erase(
-                    ctx.db,
-                    ctx.log,
-                    ctx.vault,
-                    _passwords(ctx.settings),
-                    account_rules(ctx.settings),
-                    holder,
-                    password,
-                    client,
-                    now=now,
-                )
-            )
-        except Throttled as exc:
-            message, headers = _locked(t, exc)
-            return self._erase_page(
-                request, ctx, holder, status=429, error=message, headers=headers
-            )
-        except AccountError as exc:
-            return self._erase_page(request, ctx, holder, status=_status_of(exc), error=str(exc))
+            return me.page("erase", "/me/erase", exc)
         response = _render(
-            request, "erased", title="erased_title", here="/me/sign-in", receipt=receipt.to_json()
+            me.request,
+            "erased",
+            title="erased_title",
+            here="/me/sign-in",
+            receipt=receipt.to_json(),
         )
         _clear_cookie(response, SESSION_COOKIE)
         return response
