@@ -70,7 +70,7 @@ def test_dockerfile_is_multistage_non_root_and_runs_a_real_command() -> None:
     assert names and names <= SETTINGS, names - SETTINGS
     assert "CELEDGER_ENVIRONMENT=production" in env
     # What the build stage copies exists, and the .dockerignore lets it through.
-    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
     for op, rest in steps:
         if op == "COPY" and not rest.startswith("--from"):
             *sources, _dest = rest.split()
