@@ -489,6 +489,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=20,
             access_log=False,
+            # Workers import the whole app (~1 s of CPU each) at once: on a busy 2-core host
+            # the default 5 s health ping replaced healthy workers still starting.
+            timeout_worker_healthcheck=30,
         )
         if workers == 1:
             uvicorn.Server(config).run()
