@@ -106,6 +106,16 @@ class Server:
         self.proc.wait(timeout=30)
         self._close_log()
 
+    def stop(self) -> None:
+        """SIGTERM (a graceful stop: logs flushed), SIGKILL if it is not gone within 30 s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._close_log()
+
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()

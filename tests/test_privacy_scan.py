@@ -25,12 +25,7 @@ pinyin) and every phone number, in raw, JSON-escaped and percent-encoded forms:
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,10 +41,10 @@ from ledger.identity import check_character
 from ledger.registry.demo import DEMO_YEAR
 from ledger.storage.models import LogEntry
 from tests.completions_support import ETHICS, MATERIALS, as_csv, world
+from tests.reliability_support import Server
 from tests.test_accounts_support import PASSWORD
 from tests.test_registry_support import bearer
 
-ROOT: Final = Path(__file__).resolve().parent.parent
 _CSRF: Final = re.compile(r'name="csrf" value="([^"]*)"')
 _FORM_COOKIE: Final = re.compile(r"celedger_form=([^;]+)")
 
@@ -156,23 +151,13 @@ def hits(text: str, needles: dict[str, str]) -> list[str]:
 # -- the server --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(settings: Any, ctx: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``celedger serve`` on the test's database, JSON logs at DEBUG into a file."""
     log = tmp_path / "server.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELEDGER_")}
-    env.update(
-        CELEDGER_DATA_DIR=str(settings.data_dir),
-        CELEDGER_DATABASE_URL=settings.database_url,
-        CELEDGER_ORIGIN=settings.origin,
-        CELEDGER_PUBLIC_URL=settings.public_url,
+    server = Server(
+        settings,
+        log=log,
         CELEDGER_LOG_FORMAT="json",
         CELEDGER_LOG_LEVEL="DEBUG",
         CELEDGER_VERIFY_RATE_PER_MINUTE="100000",
@@ -180,35 +165,10 @@ def server(settings: Any, ctx: Any, tmp_path: Path) -> Iterator[tuple[str, Path]
         CELEDGER_PASSWORD_HASH_MEMORY_KIB="64",
         CELEDGER_PASSWORD_HASH_PARALLELISM="1",
     )
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-migrate"],
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=out,
-            stderr=out,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"the server exited at start:\n{log.read_text()}"
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start within 60 s"
-            time.sleep(0.1)
-        yield url, log
+        yield server.url, log
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        server.stop()
 
 
 class Session:
