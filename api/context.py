@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from pydantic import SecretStr
 
 from api.settings import Settings
@@ -80,6 +81,9 @@ class Context:
     kek: bytes
     _issuer: Issuer | None = field(default=None, repr=False)
     _verifier: OnlineVerifier | None = field(default=None, repr=False)
+    # An anyio.Event while `renew_verifier_snapshot` reads (typed loosely: the dependency
+    # injector inspects this dataclass's field types).
+    _renewing: Any = field(default=None, repr=False)
     _pdf_signer: Any = field(default=None, repr=False)
 
     def pdf_trust_roots(self) -> list[Any]:
@@ -101,6 +105,28 @@ class Context:
                 freshness=self.settings.verify_freshness_seconds,
             )
         return self._verifier
+
+    async def renew_verifier_snapshot(self) -> None:
+        """Read the verifier's snapshot again, once at a time in this process.
+
+        Once a second (``verify_freshness_seconds``) the kept snapshot goes stale and every
+        request in flight finds no kept report: under 64 connections all of them went to worker
+        threads to read the same checkpoint row, and the event loop stalled for 50–70 ms (p99 of
+        bench/bench_verify.py).  The first caller reads it; the others wait for that one read.
+        """
+        if self._renewing is not None:
+            await self._renewing.wait()
+            return
+        done = self._renewing = anyio.Event()
+        try:
+            await anyio.to_thread.run_sync(self._read_verifier_snapshot)
+        finally:
+            self._renewing = None
+            done.set()
+
+    def _read_verifier_snapshot(self) -> None:
+        with self.db.reader() as s:
+            self.verifier().snapshot(s)
 
     @property
     def log_verifier(self) -> NoteVerifier:

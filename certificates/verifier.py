@@ -172,6 +172,11 @@ class OnlineVerifier:
             return snap
         return None
 
+    def renewable(self) -> bool:
+        """Whether a snapshot is kept but has outlived ``freshness``: one re-read of the latest
+        checkpoint (`snapshot`) would make the kept reports answerable again."""
+        return self.freshness > 0 and self._snapshot is not None and self._fresh() is None
+
     def cached(self, text: str) -> Report | None:
         """The kept report for ``text`` if the snapshot is fresh — no database, no waiting:
         what a server can answer without leaving its event loop."""

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from ledger.issuing import active_signer, mark_compromised
 from ledger.registry.demo import DEMO_YEAR
+from tests.asgi_support import asgi_get
 from tests.completions_support import BATCHES, ETHICS, batch, id_number, record, world
 from verification.token import TokenClaims, issue_token, token_url
 
@@ -227,6 +228,77 @@ def test_reports_are_kept_until_the_next_append_and_forgeries_never(client: Any,
         assert verifier.snapshot(s).size > snap.size
     assert again is not first and again.verdict == first.verdict == "valid"
     assert again.checks[2].en != first.checks[2].en  # names the new checkpoint size
+
+
+async def _verify_at_once(app: Any, tokens: list[str]) -> list[str]:
+    """GET /api/v1/verify/{token} for every token concurrently, straight on the ASGI app (the
+    test clients send one request at a time): the verdicts."""
+    import json
+
+    import anyio
+
+    verdicts: list[str] = []
+
+    async def one(token: str) -> None:
+        status, _, body = await asgi_get(app, f"/api/v1/verify/{token}")
+        assert status == 200, body
+        verdicts.append(json.loads(body)["verdict"])
+
+    async with anyio.create_task_group() as tg:
+        for t in tokens:
+            tg.start_soon(one, t)
+    return verdicts
+
+
+def test_a_stale_snapshot_is_read_once_for_every_request_waiting(
+    client: Any, ctx: Any, monkeypatch: Any
+) -> None:
+    # Once a second the kept snapshot goes stale under load: the first request reads the
+    # checkpoint again and the others wait for that read instead of each going to the database
+    # (64 of them at once stalled the server for 50-70 ms; bench/bench_verify.py's p99).
+    import time as real_time
+
+    import anyio
+
+    import certificates.verifier as module
+
+    keys = world(ctx)
+    rids = _post(client, keys, *[record(k) for k in range(1, 7)])
+    tokens = [_path(_issue(client, keys, rid)).rsplit("/", 1)[1] for rid in rids]
+    verifier = ctx.verifier()
+    verifier.freshness = 1.0
+    now = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    for t in tokens:  # each report kept
+        assert client.get(f"/api/v1/verify/{t}").json()["verdict"] == "valid"
+    assert all(verifier.cached(t) is not None for t in tokens)
+
+    reads: list[int] = []
+    verified: list[str] = []
+    snapshot, verify = verifier.snapshot, verifier.verify
+
+    def slow_snapshot(session: Any, **kw: Any) -> Any:
+        reads.append(1)
+        real_time.sleep(0.05)  # long enough for every other request to arrive meanwhile
+        return snapshot(session, **kw)
+
+    def counted_verify(session: Any, text: str) -> Any:
+        verified.append(text)
+        return verify(session, text)
+
+    monkeypatch.setattr(verifier, "snapshot", slow_snapshot)
+    monkeypatch.setattr(verifier, "verify", counted_verify)
+    now[0] += 1.5  # the snapshot is stale now
+    assert anyio.run(_verify_at_once, client.app, tokens * 5) == ["valid"] * 30
+    assert len(reads) == 1, f"expected one snapshot read, found {len(reads)}"
+    assert verified == []  # the checkpoint had not moved: every kept report answered
+    # Once the log has moved on, the one read finds a new checkpoint and every report is
+    # verified again: nothing is answered from the old snapshot.
+    later = client.post(BATCHES, json=batch("later", record(9)), headers=keys["base:1"])
+    assert later.status_code == 201, later.text
+    now[0] += 1.5
+    assert anyio.run(_verify_at_once, client.app, tokens) == ["valid"] * 6
+    assert sorted(verified) == sorted(tokens)
 
 
 def test_a_verdict_is_at_most_freshness_seconds_old(

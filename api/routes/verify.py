@@ -235,7 +235,11 @@ class VerifyController(Controller):
     async def _report_async(self, ctx: Context, token: str) -> Report:
         # A kept report is answered on the event loop: the thread hop would cost more than
         # the lookup.  Anything else reads the database, in a worker thread.
-        report = ctx.verifier().cached(_clip(token))
+        verifier, clipped = ctx.verifier(), _clip(token)
+        report = verifier.cached(clipped)
+        if report is None and verifier.renewable():
+            await ctx.renew_verifier_snapshot()
+            report = verifier.cached(clipped)
         if report is None:
             return await anyio.to_thread.run_sync(self._report, ctx, token)
         count_verification(report, "token")
