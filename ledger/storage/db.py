@@ -147,6 +147,12 @@ def copy_text(value: Any) -> str:
 _COPY_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def driver(session: Session) -> Any:
+    """The DBAPI connection (psycopg or sqlite3) of the session's transaction: for the hot
+    reads and writes where SQLAlchemy's statement handling would cost as much as the work."""
+    return session.connection().connection.driver_connection
+
+
 def copy_data(session: Session, table: Any, columns: Sequence[str], data: bytes) -> None:
     """PostgreSQL: COPY ``data`` into ``columns`` of ``table``, in the session's transaction.
 
