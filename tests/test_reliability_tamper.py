@@ -56,6 +56,7 @@ from ledger.merkle import leaf_hash
 from ledger.note import NoteSigner, format_signature_line
 from ledger.storage import audit as audit_module
 from ledger.storage.audit import AuditReport, audit_local
+from ledger.storage.log import Log
 from ledger.storage.models import drop_append_only_ddl
 from ledger.tiles import TILE_WIDTH
 from tests.completions_support import BATCHES, batch, id_number, record, world
@@ -169,6 +170,14 @@ def _build(client: Any, ctx: Any, rng: random.Random) -> None:
         assert r.status_code == 201, r.text
         posted += [x["record"] for x in r.json()["records"]]
         people += count
+    # Fill the partial tile, so that the 18 entries below (15 appends) all fall in the next
+    # one, whatever sizes the batches above happened to have.
+    with ctx.db.reader() as s:
+        pad = -Log.size(s) % TILE_WIDTH
+    if pad:
+        r = client.post(BATCHES, json=batch("pad", *_people(people, pad)), headers=keys["base:1"])
+        assert r.status_code == 201, r.text
+        people += pad
     for rid in rng.sample(posted, 12):
         if rng.random() < 0.5:
             r = client.post(
@@ -855,8 +864,8 @@ def test_an_audit_while_the_log_grows_raises_no_false_alarm(
     append(0, 700)
     streamed = audit_module._stream_entries
 
-    def growing(session: Session, chunk: int) -> Iterator[list[Any]]:
-        for k, rows in enumerate(streamed(session, chunk)):
+    def growing(session: Session, chunk: int, tags: Any, tiles: Any) -> Iterator[list[Any]]:
+        for k, rows in enumerate(streamed(session, chunk, tags, tiles)):
             yield rows
             if k == 0:
                 append(700, 300)  # while the entries are read
