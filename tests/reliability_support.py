@@ -1,6 +1,6 @@
 """Helpers for the reliability tests (no tests here): a real server in a subprocess that can be
-killed with SIGKILL, batches of distinct people, and the ledger's state read straight from the
-database.
+killed with SIGKILL (the privacy scan and the browser tests start theirs with it too), batches
+of distinct people, and the ledger's state read straight from the database.
 
 The server runs as ``python -m api.cli serve`` in its own session (process group), so SIGKILL
 to the group also takes its uvicorn workers: nothing of it survives to finish a transaction.
@@ -50,13 +50,17 @@ def server_env(settings: Any, **extra: str) -> dict[str, str]:
         CELEDGER_ORIGIN=settings.origin,
         CELEDGER_PUBLIC_URL=settings.public_url,
         CELEDGER_LOG_LEVEL="WARNING",
+        # A verdict may otherwise be up to a second old (the default freshness): a page
+        # opened right after a revocation raced it.
+        CELEDGER_VERIFY_FRESHNESS_SECONDS=str(settings.verify_freshness_seconds),
     )
     env.update(extra)
     return env
 
 
 class Server:
-    """``celedger serve`` on a free port, in its own process group; ``kill()`` is SIGKILL."""
+    """``celedger serve`` on a free port, in its own process group; ``kill()`` is SIGKILL.
+    Links it makes (QR codes, redirects) lead back to it."""
 
     def __init__(
         self, settings: Any, *, workers: int = 1, log: Path | None = None, **env: str
@@ -68,7 +72,7 @@ class Server:
         argv = ["serve", "--no-migrate", "--port", str(self.port), "--workers", str(workers)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", *argv],
-            env=server_env(settings, **env),
+            env=server_env(settings, **{"CELEDGER_PUBLIC_URL": self.url, **env}),
             cwd=ROOT,
             start_new_session=True,
             stdout=self._log or subprocess.DEVNULL,

@@ -26,6 +26,7 @@ import anyio
 import pytest
 
 from ledger.completions.intake import COLUMNS
+from tests.asgi_support import asgi_get
 from tests.completions_support import (
     BATCHES,
     XLSX,
@@ -145,35 +146,7 @@ def _raw_get(raw_path: bytes) -> Send:
     attacker's does not (and neither does uvicorn)."""
 
     def send(env: Env) -> Any:
-        app = env.client.app
-        path, _, query = raw_path.partition(b"?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path.decode("latin-1"),
-            "raw_path": path,
-            "query_string": query,
-            "root_path": "",
-            "headers": [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-            "state": {},
-        }
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def collect(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        anyio.run(app, scope, receive, collect)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return _Raw(start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body)
+        return _Raw(*anyio.run(asgi_get, env.client.app, raw_path))
 
     return send
 

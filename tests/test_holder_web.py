@@ -37,8 +37,9 @@ import httpx
 import pytest
 
 from api.routes.holder_web import FORM_COOKIE, SESSION_COOKIE
-from tests.browser_support import CHROMIUM, CHROMIUM_FLAGS, free_port, require, serve, stop
+from tests.browser_support import CHROMIUM, CHROMIUM_FLAGS, require
 from tests.completions_support import id_number
+from tests.reliability_support import Server
 from tests.test_accounts_support import (
     PASSWORD,
     Clock,
@@ -808,16 +809,14 @@ def test_me_on_a_phone(settings: Any, ctx: Any, tmp_path: Path, figure: Any) -> 
 
     require(CHROMIUM, "chromium")
     keys, _ = seeded_direct(ctx)
-    port = free_port()
-    server = serve(
+    server = Server(
         settings,
-        port,
         CELEDGER_PASSWORD_HASH_TIME_COST="1",
         CELEDGER_PASSWORD_HASH_MEMORY_KIB="64",
         CELEDGER_PASSWORD_HASH_PARALLELISM="1",
     )
+    base = server.url
     try:
-        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=60) as http:
             r = http.post(
                 "/api/v1/activation-codes", json={"id_number": id_number(1)}, headers=keys["base:1"]
@@ -835,7 +834,7 @@ def test_me_on_a_phone(settings: Any, ctx: Any, tmp_path: Path, figure: Any) -> 
             finally:
                 chrome.close()
     finally:
-        stop(server)
+        server.stop()
     # Chromium kept the Secure, SameSite=Strict cookie over http://127.0.0.1 (a secure
     # context), followed the redirect with it and rendered the records.
     assert "<script" not in dom

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+import anyio
 from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.testing import TestClient
 
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import client_rate_limit
+from tests.asgi_support import asgi_get
 
 
 @get("/V/{token:str}")
@@ -51,23 +52,7 @@ def test_limit_per_client_per_minute_with_headers() -> None:
 
 
 def _status_from(app: Any, path: str, host: str) -> int:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"x")], "client": (host, 1), "state": {},
-        "server": ("x", 80),
-    }  # fmt: skip
-    status: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    asyncio.run(app(scope, receive, send))
-    return status[0]
+    return anyio.run(asgi_get, app, path, host)[0]
 
 
 def test_the_minute_slides() -> None:

@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from tests.browser_support import CHROMIUM, CHROMIUM_FLAGS, free_port, require, serve, stop
+from tests.browser_support import CHROMIUM, CHROMIUM_FLAGS, require
 from tests.completions_support import BATCHES, batch, id_number, record, world
+from tests.reliability_support import Server
 from verification.report import VERDICTS
 
 CITY = "authority:CN-SC-PZH"
@@ -92,10 +93,9 @@ def test_qr_of_a_certificate_opens_the_verdict_in_a_browser(
     require("/usr/bin/pdftoppm", "poppler-utils")
     require("/usr/bin/zbarimg", "zbar-tools")
     keys = world(ctx)
-    port = free_port()
-    server = serve(settings, port)
+    server = Server(settings)
+    port, base = server.port, server.url
     try:
-        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=120) as http:
             r = http.post(BATCHES, json=batch("browser", record(1)), headers=keys["base:1"])
             assert r.status_code == 201, r.text
@@ -127,4 +127,4 @@ def test_qr_of_a_certificate_opens_the_verdict_in_a_browser(
             assert headline == VERDICTS["revoked"][0] and "有效" not in headline
             assert 'class="verdict bad"' in dom
     finally:
-        stop(server)
+        server.stop()
