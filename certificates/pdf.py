@@ -1032,7 +1032,6 @@ def extract_attachments(pdf: bytes) -> dict[str, bytes]:
     `AttachmentError` for an unreadable PDF, a malformed tree, a duplicated name or a file that
     does not match its size or checksum.
     """
-    from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
@@ -1044,7 +1043,9 @@ def extract_attachments(pdf: bytes) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         _walk_name_tree(names["/EmbeddedFiles"], out, depth=0)
         return out
-    except PdfError as exc:
+    except AttachmentError:
+        raise
+    except Exception as exc:  # a damaged PDF makes pyHanko (and zlib) raise many kinds
         raise AttachmentError(f"embedded files: expected a readable PDF, found: {exc}") from exc
 
 

@@ -735,21 +735,28 @@ def check_pdf_signature(pdf: bytes, trust_roots: Sequence[Any]) -> Check:
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
     except Exception as exc:  # noqa: BLE001 - any unreadable PDF is simply "not signed by us"
-        return Check("pdf-signature", False, "无法读取PDF", f"not a readable PDF: {exc}")
+        return Check(
+            "pdf-signature", False, "无法读取PDF", f"not a readable PDF: {exc}", "unreadable"
+        )
     if not signatures:
-        return Check("pdf-signature", False, "PDF没有电子签名", "the PDF carries no signature")
+        return Check(
+            "pdf-signature", False, "PDF没有电子签名", "the PDF carries no signature", "unsigned"
+        )
     try:
         status = validate_pdf_signature(
             signatures[-1], ValidationContext(trust_roots=list(trust_roots))
         )
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds for a broken signature
-        return Check("pdf-signature", False, "电子签名无法验证", f"the signature fails: {exc}")
+        return Check(
+            "pdf-signature", False, "电子签名无法验证", f"the signature fails: {exc}", "broken"
+        )
     if not (status.intact and status.valid):
         return Check(
             "pdf-signature",
             False,
             "电子签名无效：文件在签名后被修改",
             "invalid: the file was changed after signing",
+            "broken",
         )
     if not status.trusted:
         return Check(
@@ -757,6 +764,7 @@ def check_pdf_signature(pdf: bytes, trust_roots: Sequence[Any]) -> Check:
             False,
             "签名证书不是本系统的签发证书",
             "signed, but not by this service's certificate",
+            "untrusted",
         )
     if status.coverage is None or status.coverage.name != "ENTIRE_FILE":
         return Check(
@@ -764,12 +772,14 @@ def check_pdf_signature(pdf: bytes, trust_roots: Sequence[Any]) -> Check:
             False,
             "签名后文件被追加了内容",
             "content was added after the signature",
+            "appended",
         )
     return Check(
         "pdf-signature",
         True,
         "PDF电子签名有效，文件未被修改",
         "the PDF signature is valid and covers the whole file",
+        "valid",
     )
 
 

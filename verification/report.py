@@ -79,7 +79,8 @@ class Check:
     zh: str
     en: str
     #: A machine-readable outcome where one check has several (record-status: current /
-    #: revoked / superseded / unknown; key-status: active / retired / compromised / unknown).
+    #: revoked / superseded / unknown; key-status: active / retired / compromised / unknown;
+    #: pdf-signature: valid / unsigned / unreadable / broken / untrusted / appended).
     outcome: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -127,15 +128,20 @@ class Report:
 
 
 def decide(checks: Sequence[Check], *, base_revoked_later: bool = False) -> Verdict:
-    """The verdict of a set of checks.  Precedence: what cannot be read is unknown; a failed
-    signature, credential or cross-check is a forgery (nothing else can be trusted then); a
-    compromised key next; then the record's own status."""
+    """The verdict of a set of checks.  Precedence: a PDF changed after signing is forged;
+    what cannot be read is unknown; a failed signature, credential or cross-check is a forgery
+    (nothing else can be trusted then); a compromised key next; then the record's own status."""
     by_id = {c.id: c for c in checks}
 
     def failed(id_: str) -> bool:
         c = by_id.get(id_)  # type: ignore[call-overload]
         return c is not None and c.ok is False
 
+    # A file whose own signature is broken, or that had content added after signing, was
+    # changed by someone: forged, even when that change also left its QR code unreadable.
+    pdf = by_id.get("pdf-signature")
+    if pdf is not None and pdf.outcome in ("broken", "appended"):
+        return "forged"
     if failed("token"):
         return "unknown"
     key = by_id.get("key-status")
