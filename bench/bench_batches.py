@@ -15,6 +15,11 @@ rows in under 5 s.
 
 The raw baseline is measured just before and just after the posts (their mean), so that the
 ratio sees the load the posts saw: other work on the machine comes and goes.
+
+Where the time went, per 10,000 records posted (Linux): CPU seconds of the server's processes
+and of PostgreSQL's, and how much of the machine stayed idle.  ``--without-constraints``
+(PostgreSQL) repeats the run with the completions table stripped to the raw table's indexes:
+an experiment that shows what the table's foreign keys and indexes cost, never a setting.
 """
 
 from __future__ import annotations
@@ -34,14 +39,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_db, median
+from bench.common import CpuMeter, fresh_db, median
 from ledger.identity import check_character
 from ledger.registry.demo import DEMO_YEAR
 from ledger.registry.services import CHINA_TZ
@@ -241,18 +246,49 @@ class Figures:
     raw: float
     xlsx_s: float
     load: float
+    #: CPU seconds per 10,000 records, service and PostgreSQL, and idle % (None: no /proc).
+    cpu: tuple[float, float, float] | None = None
 
     @property
     def ratio(self) -> float:
         return self.rate / self.raw
 
 
+#: ``--without-constraints``: what the completions table costs to write beyond a bare table.
+_DROPPED: Final = (
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_base_id_bases",
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_batch_id_completion_batches",
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_plan_id_plans",
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_posted_by_principals",
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_person_id_persons",
+    "ALTER TABLE completions DROP CONSTRAINT fk_completions_supersedes_completions",
+    "ALTER TABLE completions DROP CONSTRAINT uq_completions_supersedes",
+    "DROP INDEX ix_completions_base_year_class",
+    "DROP INDEX ix_completions_batch",
+    "DROP INDEX ix_completions_person",
+)
+
+
 def run(
-    kind: str, total: int, batch: int, workers: int, clients: int, fresh_connections: bool
+    kind: str,
+    total: int,
+    batch: int,
+    workers: int,
+    clients: int,
+    fresh_connections: bool,
+    without_constraints: bool = False,
 ) -> Figures:
     with fresh_db(kind) as url, tempfile.TemporaryDirectory(prefix="celedger-bench-") as d:
         data_dir = Path(d)
         key = seed(data_dir, url)
+        if without_constraints:
+            # An experiment, never a configuration: the service's write with the table
+            # reduced to what the raw baseline has (primary key, token, log index).
+            engine = create_engine(url)
+            with engine.begin() as c:
+                for statement in _DROPPED:
+                    c.execute(text(statement))
+            engine.dispose()
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         bodies = [
             json.dumps(
@@ -283,11 +319,13 @@ def run(
 
         try:
             with httpx.Client(base_url=base, timeout=600) as http:
+                meter = CpuMeter(proc.pid)
                 t_all = time.perf_counter()
                 with ThreadPoolExecutor(clients) as pool:
                     for f in [pool.submit(client, bodies[i::clients]) for i in range(clients)]:
                         f.result()
                 elapsed = time.perf_counter() - t_all
+                used = meter.figures()
                 xrows = records(10_000_000, 10_000, "03")
                 xbody = xlsx_bytes(xrows)
                 t0 = time.perf_counter()
@@ -314,6 +352,9 @@ def run(
             raw=(raw_before + raw_after) / 2,
             xlsx_s=xlsx_s,
             load=max(load, os.getloadavg()[0]),
+            cpu=None
+            if used is None
+            else (used[0] * batch / total, used[1] * batch / total, used[2]),
         )
 
 
@@ -321,8 +362,16 @@ def _row(*cols: str) -> None:
     print(f"  {cols[0]:<8}" + "".join(f"{c:>13}" for c in cols[1:]), flush=True)
 
 
+def _cpu(f: Figures) -> tuple[str, str, str]:
+    if f.cpu is None:
+        return "-", "-", "-"
+    service, postgres, idle = f.cpu
+    return f"{service:.2f}", f"{postgres:.2f}", f"{idle:.0f}%"
+
+
 def report(runs: list[Figures]) -> None:
-    _row("run", "HTTP rec/s", "batch s", "raw rec/s", "ratio", "XLSX s", "load")
+    _row("run", "HTTP rec/s", "batch s", "raw rec/s", "ratio", "XLSX s", "load",
+         "svc CPU s", "PG CPU s", "idle")  # fmt: skip
     for i, f in enumerate(runs, start=1):
         _row(
             f"{i}",
@@ -332,6 +381,7 @@ def report(runs: list[Figures]) -> None:
             f"{f.ratio:.2f}x",
             f"{f.xlsx_s:.2f}",
             f"{f.load:.1f}",
+            *_cpu(f),
         )
     if len(runs) > 1:
         _row(
@@ -358,6 +408,13 @@ def main() -> None:
         action="store_true",
         help="a new HTTP connection per batch (default: each client keeps its connection)",
     )
+    p.add_argument(
+        "--without-constraints",
+        action="store_true",
+        help="PostgreSQL experiment: drop the completions table's foreign keys and secondary "
+        "indexes after seeding (what the write would cost if it were no more than the raw "
+        "baseline's table; never how the service runs)",
+    )
     args = p.parse_args()
     for kind in args.dbs.split(","):
         print(
@@ -369,7 +426,15 @@ def main() -> None:
         runs = []
         for _ in range(args.repeat):
             runs.append(
-                run(kind, args.rows, args.batch, args.workers, args.clients, args.new_connections)
+                run(
+                    kind,
+                    args.rows,
+                    args.batch,
+                    args.workers,
+                    args.clients,
+                    args.new_connections,
+                    args.without_constraints and kind == "postgresql",
+                )
             )
             print(
                 f"  run {len(runs)}: {runs[-1].rate:,.0f} records/s, {runs[-1].ratio:.2f}x raw",

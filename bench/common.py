@@ -75,3 +75,52 @@ def median(xs: list[float]) -> float:
 
 def row(*cols: object) -> None:
     print("  ".join(f"{c:>14}" if not isinstance(c, str) else f"{c:<34}" for c in cols), flush=True)
+
+
+class CpuMeter:
+    """Where the machine's CPU went between two readings (Linux ``/proc``; elsewhere nothing):
+    the seconds used by a process tree (the server and its workers), by PostgreSQL's
+    processes, and the share of the machine left idle.  A rate alone cannot say whether a run
+    was bound by the service's own work, by the database's, or by waiting."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root = root_pid
+        self.available = Path("/proc/stat").exists()
+        self._start = self._read() if self.available else None
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, str, int]]:
+        """pid → (parent pid, command name, user + system clock ticks)."""
+        out: dict[int, tuple[int, str, int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:  # the process ended meanwhile
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            out[int(stat.parent.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
+        return out
+
+    def _read(self) -> tuple[dict[int, tuple[int, str, int]], list[int]]:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0]
+        machine = [int(v) for v in first.split()[1:]]
+        return self._processes(), machine
+
+    def figures(self) -> tuple[float, float, float] | None:
+        """(service CPU s, PostgreSQL CPU s, idle %) since the meter was made."""
+        if self._start is None:
+            return None
+        (before, m0), (after, m1) = self._start, self._read()
+        tick = os.sysconf("SC_CLK_TCK")
+        tree = {self.root}
+        for pid, (parent, _, _) in sorted(after.items()):
+            if parent in tree:
+                tree.add(pid)
+
+        def used(pids: set[int]) -> float:
+            return sum(after[p][2] - before.get(p, (0, "", 0))[2] for p in pids) / tick
+
+        postgres = {p for p, (_, name, _) in after.items() if name == "postgres"}
+        idle = (m1[3] - m0[3]) / max(1, sum(m1) - sum(m0)) * 100
+        return used(tree & set(after)), used(postgres), idle
