@@ -39,10 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -254,19 +254,26 @@ class Figures:
         return self.rate / self.raw
 
 
-#: ``--without-constraints``: what the completions table costs to write beyond a bare table.
-_DROPPED: Final = (
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_base_id_bases",
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_batch_id_completion_batches",
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_plan_id_plans",
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_posted_by_principals",
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_person_id_persons",
-    "ALTER TABLE completions DROP CONSTRAINT fk_completions_supersedes_completions",
-    "ALTER TABLE completions DROP CONSTRAINT uq_completions_supersedes",
-    "DROP INDEX ix_completions_base_year_class",
-    "DROP INDEX ix_completions_batch",
-    "DROP INDEX ix_completions_person",
-)
+def strip_completions(url: str) -> None:
+    """``--without-constraints``: the completions table reduced to what the raw baseline's
+    table has (primary key, unique token, unique log index), read from the database itself —
+    every foreign key, every other index and unique constraint dropped."""
+    engine = create_engine(url)
+    found = inspect(engine)
+    kept = {("token",), ("log_index",)}
+    drops = [
+        *(f"ALTER TABLE completions DROP CONSTRAINT {fk['name']}"
+          for fk in found.get_foreign_keys("completions")),
+        *(f"ALTER TABLE completions DROP CONSTRAINT {uq['name']}"
+          for uq in found.get_unique_constraints("completions")
+          if tuple(uq["column_names"]) not in kept),
+        *(f"DROP INDEX {ix['name']}" for ix in found.get_indexes("completions")
+          if not ix["unique"]),
+    ]  # fmt: skip
+    with engine.begin() as c:
+        for statement in drops:
+            c.execute(text(statement))
+    engine.dispose()
 
 
 def run(
@@ -281,14 +288,8 @@ def run(
     with fresh_db(kind) as url, tempfile.TemporaryDirectory(prefix="celedger-bench-") as d:
         data_dir = Path(d)
         key = seed(data_dir, url)
-        if without_constraints:
-            # An experiment, never a configuration: the service's write with the table
-            # reduced to what the raw baseline has (primary key, token, log index).
-            engine = create_engine(url)
-            with engine.begin() as c:
-                for statement in _DROPPED:
-                    c.execute(text(statement))
-            engine.dispose()
+        if without_constraints:  # an experiment, never a configuration
+            strip_completions(url)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         bodies = [
             json.dumps(

@@ -85,8 +85,7 @@ class CpuMeter:
 
     def __init__(self, root_pid: int) -> None:
         self.root = root_pid
-        self.available = Path("/proc/stat").exists()
-        self._start = self._read() if self.available else None
+        self._start = self._read() if Path("/proc/stat").exists() else None
 
     @staticmethod
     def _processes() -> dict[int, tuple[int, str, int]]:
@@ -113,10 +112,14 @@ class CpuMeter:
             return None
         (before, m0), (after, m1) = self._start, self._read()
         tick = os.sysconf("SC_CLK_TCK")
-        tree = {self.root}
-        for pid, (parent, _, _) in sorted(after.items()):
-            if parent in tree:
-                tree.add(pid)
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in after.items():
+            children.setdefault(parent, []).append(pid)
+        tree, todo = set(), [self.root]
+        while todo:  # by parent links, not pid order: pids wrap around
+            pid = todo.pop()
+            tree.add(pid)
+            todo.extend(children.get(pid, ()))
 
         def used(pids: set[int]) -> float:
             return sum(after[p][2] - before.get(p, (0, "", 0))[2] for p in pids) / tick
