@@ -924,7 +924,6 @@ def _encode_records(
     session: Session,
     postgres: bool,
     base: int,
-    actor: Principal,
     at: datetime,
     batch: str,
     plans: Mapping[int, int],
@@ -936,7 +935,8 @@ def _encode_records(
     bind them).  Done before the lock, so that under it only two numbers are added per row."""
     records, tokens, salts, subjects, sealed = columns
     table = CompletionRecord.__table__
-    per_batch: tuple[Any, ...] = ("completion", batch, None, None, base, actor.id, at)
+    # A batch's records leave ``posted_by`` null: the batch names its poster (see the model).
+    per_batch: tuple[Any, ...] = ("completion", batch, None, None, base, None, at)
     groups: dict[tuple[Any, ...], Any] = {}
 
     def group_values(r: RowIn) -> tuple[Any, ...]:
@@ -1046,7 +1046,6 @@ def prepare_batch(
         session,
         postgres,
         base.id,
-        actor,
         at,
         batch,
         plans,
@@ -1295,7 +1294,7 @@ def version_json(v: CompletionRecord, status: str, revocation: Revocation | None
         "status": status,
         "log_index": v.log_index,
         "posted_at": _stamp(aware(v.posted_at)),
-        "posted_by": v.posted_by,
+        "posted_by": v.poster,
         "batch": v.batch_id,
         "supersedes": v.supersedes,
         "reason": v.correction_reason,

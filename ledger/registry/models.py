@@ -218,6 +218,8 @@ class Plan(Base):
 
     __table_args__ = (
         UniqueConstraint("base_id", "year", "revision", name="uq_plans_base_year_revision"),
+        # What a completion record's composite key points at: a plan *of that base*.
+        UniqueConstraint("id", "base_id", name="uq_plans_id_base"),
         Index("ix_plans_base_id_year", "base_id", "year"),
         CheckConstraint("status IN ('submitted', 'approved', 'returned', 'filed')", name="status"),
     )

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from ledger.storage.db import normalise_url
+from ledger.storage.db import make_engine, normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,12 +22,32 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    """Migrate the database at ``url``: all pending revisions in one transaction, on SQLite
+    too (the service's own engine begins SQLite transactions itself, so DDL is inside)."""
+    engine = make_engine(url)
+    try:
+        upgrade_engine(engine, revision)
+    finally:
+        engine.dispose()
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     """Migrate over an existing engine (so SQLite pragmas and pooling are the service's own)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        if sqlite:
+            # SQLite changes a constraint by rebuilding the table, which drops the old one:
+            # with foreign keys enforced, dropping a table others refer to fails.  SQLite's
+            # documented procedure: enforcement off outside the transaction (inside one the
+            # pragma is ignored), every key checked before commit (env.py), on again after.
+            driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            if sqlite:
+                driver.execute("PRAGMA foreign_keys=ON")
