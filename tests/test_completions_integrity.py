@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from ledger.completions.models import CompletionRecord
@@ -100,6 +100,11 @@ def test_the_migration_keeps_every_records_poster_both_ways(
             upgrade(db_url)
         with engine.connect() as c:
             assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+            # Not even the steps before the failing one stayed (the plans' new key).
+            assert "uq_plans_id_base" not in {
+                u["name"] for u in inspect(c).get_unique_constraints("plans")
+            }
+            assert not [t for t in inspect(c).get_table_names() if t.startswith("_alembic")]
         assert posters()[original] == "base:2"
         assert batch_id
     finally:
