@@ -13,7 +13,9 @@ row of a batch.  Now:
   records without a batch (corrections): exactly one of the two, a check says.
 
 Existing rows: a batch record's ``posted_by`` is cleared only where it equals its batch's, so
-any row that disagrees stops the migration at the check instead of being rewritten.
+any row that disagrees stops the migration at the check instead of being rewritten.  The
+clearing rewrites every batch record once and the new keys and check read the whole table,
+under the table's lock: on millions of records, minutes with posting stopped — plan it.
 
 SQLite changes a constraint by rebuilding the table (Alembic's batch mode); the service runs
 migrations with foreign keys unenforced for that and checks them all before committing
