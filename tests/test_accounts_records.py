@@ -31,6 +31,8 @@ def test_my_records_with_history_and_compliance(client: Any, ctx: Any, clock: Cl
     assert materials["hours"] == "20.0" and materials["class_title"]
     assert [v["status"] for v in materials["versions"]] == ["superseded", "current"]
     assert materials["versions"][1]["reason"] == "学时登记有误"
+    # Who posted each version: the batch's poster for the original, the corrector after.
+    assert [v["posted_by"] for v in materials["versions"]] == ["base:1", "base:1"]
     forum = by_original[revoked]
     assert forum["status"] == "revoked"
     assert forum["versions"][-1]["revocation"]["reason_code"] == "fraud"
