@@ -50,9 +50,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from api.context import Context  # resolved at run time: Litestar reads handler signatures
+from ledger.storage.log import LOCK_TIMES
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -105,6 +107,30 @@ REQUEST_SECONDS: Final = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+_LOCK_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+APPEND_LOCK_WAIT: Final = Histogram(
+    "celedger_append_lock_wait_seconds",
+    "How long a write waited for the log's append lock (appends go one at a time)",
+    buckets=_LOCK_BUCKETS,
+)
+APPEND_LOCK_HELD: Final = Histogram(
+    "celedger_append_lock_held_seconds",
+    "How long a write held the log's append lock: from getting it to its transaction's end",
+    buckets=_LOCK_BUCKETS,
+)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _append_lock_released(session: Session) -> None:
+    """A transaction that took the append lock has ended, and with it the lock."""
+    times = session.info.pop(LOCK_TIMES, None)
+    if times is not None:
+        asked, got = times
+        APPEND_LOCK_WAIT.observe(got - asked)
+        APPEND_LOCK_HELD.observe(time.perf_counter() - got)
+
 
 _BATCH_PATH: Final = re.compile(r"/api/v1/bases/[0-9]+/batches")
 

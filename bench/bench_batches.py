@@ -17,7 +17,10 @@ The raw baseline is measured just before and just after the posts (their mean), 
 ratio sees the load the posts saw: other work on the machine comes and goes.
 
 Where the time went, per 10,000 records posted (Linux): CPU seconds of the server's processes
-and of PostgreSQL's, and how much of the machine stayed idle.  ``--without-constraints``
+and of PostgreSQL's, and how much of the machine stayed idle; and "lock held", the share of
+the posting time during which some batch held the log's append lock (from the server's
+``celedger_append_lock_held_seconds``): appends go one at a time, so near 100% the lock, not
+the cores, sets the rate.  ``--without-constraints``
 (PostgreSQL) repeats the run with the completions table stripped to the raw table's indexes:
 an experiment that shows what the table's foreign keys and indexes cost, never a setting.
 """
@@ -248,6 +251,8 @@ class Figures:
     load: float
     #: CPU seconds per 10,000 records, service and PostgreSQL, and idle % (None: no /proc).
     cpu: tuple[float, float, float] | None = None
+    #: Share of the posting time during which some batch held the log's append lock.
+    locked: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -320,6 +325,7 @@ def run(
 
         try:
             with httpx.Client(base_url=base, timeout=600) as http:
+                held_before = lock_held_seconds(http)
                 meter = CpuMeter(proc.pid)
                 t_all = time.perf_counter()
                 with ThreadPoolExecutor(clients) as pool:
@@ -327,6 +333,7 @@ def run(
                         f.result()
                 elapsed = time.perf_counter() - t_all
                 used = meter.figures()
+                locked = (lock_held_seconds(http) - held_before) / elapsed
                 xrows = records(10_000_000, 10_000, "03")
                 xbody = xlsx_bytes(xrows)
                 t0 = time.perf_counter()
@@ -356,7 +363,22 @@ def run(
             cpu=None
             if used is None
             else (used[0] * batch / total, used[1] * batch / total, used[2]),
+            locked=locked,
         )
+
+
+def lock_held_seconds(http: httpx.Client) -> float:
+    """Seconds the server's writes have held the append lock, summed over its workers
+    (``celedger_append_lock_held_seconds`` on ``/metrics``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = http.get("/metrics")
+    r.raise_for_status()
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "celedger_append_lock_held_seconds_sum":
+                return float(sample.value)
+    raise SystemExit("/metrics has no celedger_append_lock_held_seconds")
 
 
 def _row(*cols: str) -> None:
@@ -372,7 +394,7 @@ def _cpu(f: Figures) -> tuple[str, str, str]:
 
 def report(runs: list[Figures]) -> None:
     _row("run", "HTTP rec/s", "batch s", "raw rec/s", "ratio", "XLSX s", "load",
-         "svc CPU s", "PG CPU s", "idle")  # fmt: skip
+         "svc CPU s", "PG CPU s", "idle", "lock held")  # fmt: skip
     for i, f in enumerate(runs, start=1):
         _row(
             f"{i}",
@@ -383,6 +405,7 @@ def report(runs: list[Figures]) -> None:
             f"{f.xlsx_s:.2f}",
             f"{f.load:.1f}",
             *_cpu(f),
+            f"{100 * f.locked:.0f}%",
         )
     if len(runs) > 1:
         _row(

@@ -3,8 +3,11 @@ carry no personal data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from litestar.testing import TestClient
@@ -34,6 +37,53 @@ def _scrape(client: Any) -> dict[str, list[tuple[dict[str, str], float]]]:
         for sample in fam.samples:
             out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
     return out
+
+
+def test_metrics_time_the_append_lock(client: Any, ctx: Any, db_url: str) -> None:
+    keys = world(ctx)
+
+    def lock_figures() -> tuple[float, float, float, float]:
+        return (
+            _value("celedger_append_lock_held_seconds_count"),
+            _value("celedger_append_lock_held_seconds_sum"),
+            _value("celedger_append_lock_wait_seconds_count"),
+            _value("celedger_append_lock_wait_seconds_sum"),
+        )
+
+    # A batch is one transaction that takes the lock (twice: before its checks and in the
+    # append): counted once.
+    held, _, waited, _ = lock_figures()
+    r = client.post(BATCHES, json=batch("lock", record(1)), headers=keys["base:1"])
+    assert r.status_code == 201, r.text
+    assert lock_figures()[0] == held + 1 and lock_figures()[2] == waited + 1
+    # A transaction that holds the lock while another asks for it: the first one's hold and,
+    # on PostgreSQL, the second one's wait are what the histograms show.  (SQLite's writers
+    # queue for the database's write lock when their transaction begins, before any asking.)
+    held, held_sum, waited, wait_sum = lock_figures()
+    locked = threading.Event()
+
+    def hold() -> None:
+        with ctx.db.writer() as s:
+            ctx.log.lock(s)
+            locked.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    with ctx.db.writer() as s:
+        ctx.log.lock(s)
+    holder.join()
+    after = lock_figures()
+    assert after[0] == held + 2 and after[2] == waited + 2
+    assert after[1] - held_sum >= 0.3
+    if "postgresql" in db_url:
+        assert after[3] - wait_sum >= 0.2
+    # A transaction that ends in a rollback lets the lock go too: counted.
+    with contextlib.suppress(RuntimeError), ctx.db.writer() as s:
+        ctx.log.lock(s)
+        raise RuntimeError("refused after the lock")
+    assert lock_figures()[0] == held + 3
 
 
 def test_healthz_and_readyz(client: Any) -> None:

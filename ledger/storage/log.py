@@ -26,6 +26,7 @@ Invariants (each is tested, and re-checked by ``ledger.storage.audit``):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,11 @@ TILE_BYTES = NODES_PER_TILE * 32
 MAX_ENTRY_BYTES = 0xFFFF  # entry bundles carry a uint16 length (c2sp.org/tlog-tiles)
 # 'celedger' as a signed 64-bit integer: one lock id, shared by every replica.
 APPEND_LOCK_ID = int.from_bytes(b"celedger", "big", signed=True)
+#: ``session.info`` key: (asked, got) — ``time.perf_counter()`` when the transaction first asked
+#: for the append lock and when it had it.  Every append waits for the one before it, so how
+#: long appenders wait and hold the lock is what bounds the write rate; whoever owns the
+#: session (the API's metrics) reads this when the transaction ends.
+LOCK_TIMES = "celedger.append_lock"
 
 _SHA = hashlib.sha256
 
@@ -511,7 +517,8 @@ class Log:
 
     # -- appending -------------------------------------------------------------------------
     def lock(self, session: Session) -> None:
-        """Take the append lock for the rest of the session's transaction."""
+        """Take the append lock for the rest of the session's transaction (`LOCK_TIMES`)."""
+        asked = time.perf_counter()
         conn = session.connection()
         if conn.dialect.name == "postgresql":
             # Why an advisory lock: it serialises appenders on every replica of the API
@@ -519,6 +526,7 @@ class Log:
             # transaction's end whatever happens to the process.
             driver(session).execute(_PG_LOCK, (APPEND_LOCK_ID,))
         # SQLite: the writer session already holds the database's single write lock.
+        session.info.setdefault(LOCK_TIMES, (asked, time.perf_counter()))
 
     def append(self, session: Session, items: Sequence[tuple[str, bytes]]) -> AppendResult:
         """Append entries (kind, canonical bytes) and sign a checkpoint, in the caller's
