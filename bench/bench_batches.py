@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, inspect, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -370,8 +371,6 @@ def run(
 def lock_held_seconds(http: httpx.Client) -> float:
     """Seconds the server's writes have held the append lock, summed over its workers
     (``celedger_append_lock_held_seconds`` on ``/metrics``)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     r = http.get("/metrics")
     r.raise_for_status()
     for family in text_string_to_metric_families(r.text):

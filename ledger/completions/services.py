@@ -88,6 +88,7 @@ from ledger.registry.summary import CompletionRow
 from ledger.storage.db import (
     copy_data,
     copy_text,
+    driver,
     driver_values,
     executemany_rows,
     is_unique_violation,
@@ -381,14 +382,13 @@ def _people_by_lookup(
     found: dict[bytes, tuple[int, str | None]] = {}
     if not lookups:
         return found
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
+    db = driver(session)
     if _is_postgres(session):
         # One statement with an array (an IN list of thousands of parameters costs more to
         # send and plan than the index probes), sent as the text of a bytea[] literal:
         # psycopg adapts a list element by element in Python, ten times slower than this.
         literal = "{" + ",".join([f'"\\\\x{lookup.hex()}"' for lookup in lookups]) + "}"
-        hits = driver.execute(
+        hits = db.execute(
             "SELECT id, lookup, sealed FROM persons WHERE lookup = ANY(%s::bytea[])", [literal]
         ).fetchall()
     else:
@@ -396,7 +396,7 @@ def _people_by_lookup(
         for chunk in _chunks(lookups):
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT id, lookup, sealed FROM persons WHERE lookup IN ({marks})"  # noqa: S608
-            hits.extend(driver.execute(sql, list(chunk)).fetchall())
+            hits.extend(db.execute(sql, list(chunk)).fetchall())
     for pid, lookup, sealed in hits:
         key = bytes(lookup)
         name = None if sealed is None or not unseal else vault.open(bytes(sealed), key)["name"]

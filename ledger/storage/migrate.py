@@ -34,20 +34,19 @@ def upgrade(url: str, revision: str = "head") -> None:
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     """Migrate over an existing engine (so SQLite pragmas and pooling are the service's own)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
-        if sqlite:
-            # SQLite changes a constraint by rebuilding the table, which drops the old one:
-            # with foreign keys enforced, dropping a table others refer to fails.  SQLite's
-            # documented procedure: enforcement off outside the transaction (inside one the
-            # pragma is ignored), every key checked before commit (env.py), on again after.
-            driver.execute("PRAGMA foreign_keys=OFF")
+        # SQLite changes a constraint by rebuilding the table, which drops the old one: with
+        # foreign keys enforced, dropping a table others refer to fails.  SQLite's documented
+        # procedure: enforcement off outside the transaction (inside one the pragma is
+        # ignored, so straight on the driver, before SQLAlchemy begins), every key checked
+        # before commit (env.py), on again after.
+        sqlite = conn.connection.dbapi_connection if engine.dialect.name == "sqlite" else None
+        if sqlite is not None:
+            sqlite.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         finally:
-            if sqlite:
-                driver.execute("PRAGMA foreign_keys=ON")
+            if sqlite is not None:
+                sqlite.execute("PRAGMA foreign_keys=ON")
