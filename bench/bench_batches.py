@@ -19,9 +19,10 @@ ratio sees the load the posts saw: other work on the machine comes and goes.
 Where the time went, per 10,000 records posted (Linux): CPU seconds of the server's processes
 and of PostgreSQL's, and how much of the machine stayed idle; and "lock held", the share of
 the posting time during which some batch held the log's append lock (from the server's
-``celedger_append_lock_held_seconds``): appends go one at a time, so near 100% the lock, not
-the cores, sets the rate.  ``--without-constraints``
-(PostgreSQL) repeats the run with the completions table stripped to the raw table's indexes:
+``celedger_append_lock_held_seconds``): appends go one at a time, so near 100% they queue
+for it — whether that is what sets the rate shows only when work moves out of it (on two
+cores it did not: README, "Completion batches").  ``--without-constraints`` (PostgreSQL)
+repeats the run with the completions table stripped to the raw table's indexes:
 an experiment that shows what the table's foreign keys and indexes cost, never a setting.
 """
 

@@ -54,8 +54,8 @@ MAX_ENTRY_BYTES = 0xFFFF  # entry bundles carry a uint16 length (c2sp.org/tlog-t
 APPEND_LOCK_ID = int.from_bytes(b"celedger", "big", signed=True)
 #: ``session.info`` key: (asked, got) — ``time.perf_counter()`` when the transaction first asked
 #: for the append lock and when it had it.  Every append waits for the one before it, so how
-#: long appenders wait and hold the lock is what bounds the write rate; whoever owns the
-#: session (the API's metrics) reads this when the transaction ends.
+#: long appenders wait for and hold the lock is how much of the write path runs one at a
+#: time; whoever owns the session (the API's metrics) reads this when the transaction ends.
 LOCK_TIMES = "celedger.append_lock"
 
 _SHA = hashlib.sha256
