@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -251,6 +252,7 @@ def cmd_issuing_keys(args: argparse.Namespace) -> int:
                 event = issuing.rotate(s, ctx.log, ctx.kek, now)
                 _out(f"new active issuing key {event.key.kid} (ledger entry {event.log_index})")
             elif args.action == "compromise":
+                args.kid = args.kid or args.dash_kid
                 if not args.kid:
                     print("compromise: name the key (see `keys issuing list`)", file=sys.stderr)
                     return EXIT_USAGE
@@ -697,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = keys.add_parser("issuing", help="credential-issuing keys: list, rotate, compromise")
     sp.add_argument("action", choices=["list", "rotate", "compromise"])
     sp.add_argument("kid", nargs="?", help="the key (compromise)")
+    sp.add_argument("--kid", dest="dash_kid", help=argparse.SUPPRESS)  # see _dash_kid_as_option
     sp.add_argument("--at", help="compromised from (ISO time with zone; default now)")
     sp.add_argument("--reason", default="compromise reported by the operator")
     sp.set_defaults(func=cmd_issuing_keys)
@@ -781,9 +784,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# A kid is 8 base64url characters, so one in 64 begins with "-" (e.g. "-MT1PVXF") and argparse
+# would take it for an unknown option.  The operator pastes it from `keys issuing list`; it
+# must work as typed, so such a word is rewritten as the hidden ``--kid=-MT1PVXF``.  (Asking
+# for ``-- -MT1PVXF`` would not do: Python 3.11's argparse leaves "--" to a subcommand unparsed.)
+_DASH_KID = re.compile(r"-[A-Za-z0-9_-]{7}")
+_ISSUING_OPTIONS = frozenset({"-h", "--help", "--at", "--reason"})
+
+
+def _dash_kid_as_option(argv: Sequence[str]) -> list[str]:
+    """``keys issuing compromise -MT1PVXF …`` → ``keys issuing compromise --kid=-MT1PVXF …``."""
+    args = list(argv)
+    try:
+        at = args.index("compromise")
+    except ValueError:
+        return args
+    if "issuing" not in args[:at]:
+        return args
+    for i in range(at + 1, len(args)):
+        word = args[i]
+        if _DASH_KID.fullmatch(word) and word not in _ISSUING_OPTIONS:
+            args[i] = f"--kid={word}"
+            break
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dash_kid_as_option(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args))
     except SystemExit as exc:
