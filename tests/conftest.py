@@ -16,10 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from ledger.storage.migrate import upgrade
+
+# No per-example time limit: on a loaded two-core machine (the other test worker starting a
+# server) one example can stall past Hypothesis's default 200 ms, which measures the machine,
+# not the property.
+hypothesis_settings.register_profile("celedger", deadline=None)
+hypothesis_settings.load_profile("celedger")
 
 PG_ADMIN = os.environ.get(
     "CELEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

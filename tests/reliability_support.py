@@ -9,6 +9,7 @@ to the group also takes its uvicorn workers: nothing of it survives to finish a 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -35,10 +36,23 @@ HOSPITAL_MATERIALS = MATERIALS.replace("PZXY", "ZXYY")
 CLASS_OF_BASE = {1: MATERIALS, 2: HOSPITAL_MATERIALS}
 
 
+# Each test worker (pytest-xdist's gw0, gw1, …) takes ports from its own block below the
+# kernel's ephemeral range.  Asking the kernel for a free port (bind to 0) and starting the
+# server on it seconds later lets the other worker be handed the same port in between: with
+# dozens of servers a run, that collided about once in a few thousand runs.
+_PORTS = itertools.count(20_000 + 1_000 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port no other test worker will use, and nothing on this machine holds right now."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("unreachable: the port counter is endless")
 
 
 def server_env(settings: Any, **extra: str) -> dict[str, str]:
@@ -90,7 +104,9 @@ class Server:
                 )
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
+                    if self.proc.poll() is None:  # and it was this server that answered
+                        return
+                    continue
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.kill()

@@ -66,7 +66,7 @@ def test_metrics_time_the_append_lock(client: Any, ctx: Any, db_url: str) -> Non
         with ctx.db.writer() as s:
             ctx.log.lock(s)
             locked.set()
-            time.sleep(0.3)
+            time.sleep(1.0)  # long enough that the waiter is surely asking by half of it
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -76,9 +76,9 @@ def test_metrics_time_the_append_lock(client: Any, ctx: Any, db_url: str) -> Non
     holder.join()
     after = lock_figures()
     assert after[0] == held + 2 and after[2] == waited + 2
-    assert after[1] - held_sum >= 0.3
+    assert after[1] - held_sum >= 1.0
     if "postgresql" in db_url:
-        assert after[3] - wait_sum >= 0.2
+        assert after[3] - wait_sum >= 0.5
     # A transaction that ends in a rollback lets the lock go too: counted.
     with contextlib.suppress(RuntimeError), ctx.db.writer() as s:
         ctx.log.lock(s)
@@ -182,7 +182,10 @@ def test_metrics_count_what_happens(client: Any, ctx: Any) -> None:
     valid = _value("celedger_verifications_total", verdict="valid", via="token")
     forged = _value("celedger_verifications_total", verdict="forged", via="token")
     assert client.get(f"/api/v1/verify/{token}").json()["verdict"] == "valid"
-    assert client.get(f"/api/v1/verify/{token[:-4]}AAAA").json()["verdict"] in ("forged", "unknown")
+    # One signature character changed (a changed last character can be the same token: its
+    # spare bits are often zero already).
+    forged_token = token[:100] + ("B" if token[100] == "A" else "A") + token[101:]
+    assert client.get(f"/api/v1/verify/{forged_token}").json()["verdict"] in ("forged", "unknown")
     assert _value("celedger_verifications_total", verdict="valid", via="token") == valid + 1
     assert (
         _value("celedger_verifications_total", verdict="forged", via="token")

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,14 +43,9 @@ from ledger.completions.models import CompletionRecord
 from ledger.storage.audit import audit_local
 from ledger.storage.log import Log
 from tests.completions_support import BATCHES, batch, id_number, record, world
+from tests.reliability_support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(settings: Any, **more: str) -> dict[str, str]:
@@ -73,7 +67,7 @@ def _env(settings: Any, **more: str) -> dict[str, str]:
 def _server(
     env: dict[str, str], workers: int, log: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [

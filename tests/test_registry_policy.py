@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.registry.demo import seed_demo
 from ledger.registry.services import add_months
-from tests.test_registry_support import API, bearer, log_size, problem, prove
+from tests.test_registry_support import API, bearer, log_size, problem, prove, this_year
 
 
 def _doc(file: str, **changes: Any) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def test_future_version_waits_for_its_date_and_new_jurisdictions_inherit(
     future = _doc(
         "panzhihua.json",
         version=2,
-        effective_from=f"{date.today().year + 1}-01-01",
+        effective_from=f"{this_year() + 1}-01-01",  # Beijing's year, as the service's
         rectification_months=12,
     )
     assert _upload(client, sichuan, json.dumps(future).encode()).status_code == 201
